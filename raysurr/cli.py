@@ -1,0 +1,55 @@
+"""What every `python -m raysurr.*` command shares: config arguments and one-line errors."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from raysurr.config import Config, load_config
+from raysurr.errors import RaysurrError
+
+
+def add_config_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", metavar="FILE", help="YAML config (default: built-in defaults)")
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        metavar="SECTION.KEY=VALUE",
+        action="append",
+        default=[],
+        help="override a config key, value parsed as YAML (repeatable), e.g. --set simulator.grid=64",
+    )
+
+
+def add_address_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--address",
+        metavar="ADDR",
+        help="join a running Ray cluster ('auto' or an address); default: start a local Ray",
+    )
+
+
+def config_from_args(args: argparse.Namespace, extra: Sequence[str] = ()) -> Config:
+    """The config a command runs with: file, then --set overrides, then the command's own flags."""
+    return load_config(args.config, [*args.overrides, *extra])
+
+
+def write_resolved_config(config: Config, directory: Path) -> Path:
+    path = directory / "config.yaml"
+    path.write_text(config.to_yaml())
+    return path
+
+
+def run(main: Callable[[Sequence[str] | None], int], prog: str) -> None:
+    """Run a command's main; a RaysurrError becomes one line on stderr and exit status 2."""
+    try:
+        code = main(None)
+    except RaysurrError as exc:
+        print(f"{prog}: error: {exc}", file=sys.stderr)
+        code = 2
+    except KeyboardInterrupt:
+        print(f"{prog}: interrupted", file=sys.stderr)
+        code = 130
+    sys.exit(code)

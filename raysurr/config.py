@@ -1,0 +1,333 @@
+"""Run configuration: one frozen, validated dataclass per YAML section.
+
+A config file is YAML with the sections below; every key is optional and defaults to the study's
+setting where SPEC.md fixes one. `--set section.key=value` overrides a key (the value is parsed as
+YAML), and `Config.to_yaml()` gives the resolved config written next to every output.
+
+Example:
+    >>> cfg = Config.from_dict({"simulator": {"name": "diffusion2d", "grid": 64}})
+    >>> cfg.simulator.options["grid"], cfg.training.lr
+    (64, 0.0001)
+    >>> apply_overrides({"training": {"lr": 0.1}}, ["training.lr=0.01"])
+    {'training': {'lr': 0.01}}
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import importlib
+import types
+import typing
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+import yaml
+
+from raysurr.errors import ConfigError
+
+
+def _require(ok: bool, where: str, message: str) -> None:
+    if not ok:
+        raise ConfigError(f"{where} {message}")
+
+
+@dataclass(frozen=True)
+class NamedConfig:
+    """A section that picks a registered thing by `name`; the other keys are its options."""
+
+    section: ClassVar[str] = ""
+    name: str = ""
+    options: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> NamedConfig:
+        data = dict(data)
+        name = data.pop("name", cls.name)
+        _require(isinstance(name, str) and bool(name), f"{cls.section}.name", "must be a non-empty string")
+        return cls(name=name, options=data)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, **self.options}
+
+
+@dataclass(frozen=True)
+class SimulatorConfig(NamedConfig):
+    """`simulator`: which simulator labels samples, and its own options (grid, solver, ...)."""
+
+    section: ClassVar[str] = "simulator"
+    name: str = "diffusion2d"
+
+
+@dataclass(frozen=True)
+class ModelConfig(NamedConfig):
+    """`model`: the surrogate architecture and its options (base_channels, depth, ...)."""
+
+    section: ClassVar[str] = "model"
+    name: str = "unet"
+
+
+@dataclass(frozen=True)
+class AcquisitionConfig(NamedConfig):
+    """`acquisition`: the acquisition function and its options."""
+
+    section: ClassVar[str] = "acquisition"
+    name: str = "random"
+
+
+@dataclass(frozen=True)
+class Section:
+    """A section with a fixed set of typed keys."""
+
+    section: ClassVar[str] = ""
+
+    def _positive(self, *names: str, allow_zero: bool = False) -> None:
+        for name in names:
+            value = getattr(self, name)
+            if value is None:
+                continue
+            ok = value >= 0 if allow_zero else value > 0
+            _require(ok, f"{self.section}.{name}", f"must be {'>= 0' if allow_zero else '> 0'}, got {value}")
+
+
+@dataclass(frozen=True)
+class PoolConfig(Section):
+    """`pool`: the candidates active learning picks from, and the fixed evaluation sets."""
+
+    section: ClassVar[str] = "pool"
+    size: int = 16000  # candidates sampled from the simulator (initial set included)
+    initial: int = 1000  # labelled before the first round
+    val: int = 4000
+    test: int = 4000
+    candidates: str | None = None  # a Parquet file/folder of the user's own candidate parameters
+
+    def __post_init__(self) -> None:
+        self._positive("size", "initial")
+        self._positive("val", "test", allow_zero=True)
+        _require(self.initial <= self.size, "pool.initial", f"must be <= pool.size ({self.size}), got {self.initial}")
+
+
+@dataclass(frozen=True)
+class TrainingConfig(Section):
+    """`training`: how the surrogate is (re)trained each round."""
+
+    section: ClassVar[str] = "training"
+    epochs: int = 500
+    lr: float = 1e-4
+    batch_size: int = 128
+    patience: int | None = None  # early stopping on validation weighted MAE; None: never
+    reinit: bool = True  # re-initialise every round (the study); False warm-starts
+    loss_w: float = 1.0
+    loss_w2: float = 2000.0
+
+    def __post_init__(self) -> None:
+        self._positive("epochs", "lr", "batch_size", "patience", "loss_w")
+        self._positive("loss_w2", allow_zero=True)
+
+
+@dataclass(frozen=True)
+class LoopConfig(Section):
+    """`loop`: the active-learning rounds and when to stop."""
+
+    section: ClassVar[str] = "loop"
+    batch_size: int = 1000  # B, samples labelled per round
+    rounds: int = 15
+    label_budget: int | None = None  # stop once this many samples are labelled
+    target_val_wmae: float | None = None
+    target_test_wmae: float | None = None
+
+    def __post_init__(self) -> None:
+        self._positive("batch_size", "rounds", "label_budget", "target_val_wmae", "target_test_wmae")
+
+
+@dataclass(frozen=True)
+class LabelingConfig(Section):
+    """`labeling`: how simulator work is cut into chunks and supervised."""
+
+    section: ClassVar[str] = "labeling"
+    chunk_size: int = 32  # samples per actor call: larger amortises overhead for cheap simulators
+    in_flight_per_actor: int = 2
+    timeout_s: float | None = None  # per sample; None: no timeout
+    max_retries: int = 3
+
+    def __post_init__(self) -> None:
+        self._positive("chunk_size", "in_flight_per_actor", "timeout_s")
+        self._positive("max_retries", allow_zero=True)
+
+
+@dataclass(frozen=True)
+class ResourcesConfig(Section):
+    """`resources`: what each Ray stage asks the cluster for."""
+
+    section: ClassVar[str] = "resources"
+    simulators: int | None = None  # simulator actors; None: one per free CPU slot
+    cpus_per_simulator: float = 1.0
+    gpus_per_simulator: float = 0.0
+    simulator_resource: str | None = "simulator"  # custom resource asked for when the cluster has it
+    train_workers: int = 1
+    cpus_per_train_worker: float = 1.0
+    use_gpu: bool = False
+    score_actors: int = 1
+
+    def __post_init__(self) -> None:
+        self._positive("simulators", "cpus_per_simulator", "train_workers", "cpus_per_train_worker", "score_actors")
+        self._positive("gpus_per_simulator", allow_zero=True)
+
+
+_SECTIONS: dict[str, type] = {
+    "simulator": SimulatorConfig,
+    "pool": PoolConfig,
+    "model": ModelConfig,
+    "training": TrainingConfig,
+    "acquisition": AcquisitionConfig,
+    "loop": LoopConfig,
+    "labeling": LabelingConfig,
+    "resources": ResourcesConfig,
+}
+
+
+@dataclass(frozen=True)
+class Config:
+    """A whole run's configuration."""
+
+    name: str = "run"
+    seed: int = 0
+    plugins: tuple[str, ...] = ()
+    simulator: SimulatorConfig = field(default_factory=SimulatorConfig)
+    pool: PoolConfig = field(default_factory=PoolConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    training: TrainingConfig = field(default_factory=TrainingConfig)
+    acquisition: AcquisitionConfig = field(default_factory=AcquisitionConfig)
+    loop: LoopConfig = field(default_factory=LoopConfig)
+    labeling: LabelingConfig = field(default_factory=LabelingConfig)
+    resources: ResourcesConfig = field(default_factory=ResourcesConfig)
+
+    def __post_init__(self) -> None:
+        _require(self.seed >= 0, "seed", f"must be >= 0, got {self.seed}")
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any] | None) -> Config:
+        data = dict(data or {})
+        _check_keys(data, [f.name for f in dataclasses.fields(cls)], "top level of the config")
+        kwargs: dict[str, Any] = {}
+        for key, value in data.items():
+            if key in _SECTIONS:
+                _require(isinstance(value, Mapping), key, f"must be a mapping of keys, got {value!r}")
+                section = _SECTIONS[key]
+                kwargs[key] = section.from_dict(value) if issubclass(section, NamedConfig) else _build(section, value)
+            else:
+                kwargs[key] = _coerce(value, _hints(cls)[key], key)
+        return cls(**kwargs)
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"name": self.name, "seed": self.seed, "plugins": list(self.plugins)}
+        for key in _SECTIONS:
+            value = getattr(self, key)
+            out[key] = value.to_dict() if isinstance(value, NamedConfig) else dataclasses.asdict(value)
+        return out
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.to_dict(), sort_keys=False)
+
+
+def _check_keys(data: Mapping[str, Any], allowed: Sequence[str], where: str) -> None:
+    for key in data:
+        if key not in allowed:
+            raise ConfigError(f"unknown key {key!r} in {where}; allowed: {', '.join(allowed)}")
+
+
+def _hints(cls: type) -> dict[str, Any]:
+    return typing.get_type_hints(cls)
+
+
+def _build(cls: type, data: Mapping[str, Any]) -> Any:
+    names = [f.name for f in dataclasses.fields(cls)]
+    _check_keys(data, names, f"section {cls.section!r}")
+    hints = _hints(cls)
+    return cls(**{k: _coerce(v, hints[k], f"{cls.section}.{k}") for k, v in data.items()})
+
+
+def _coerce(value: Any, hint: Any, where: str) -> Any:
+    """Check `value` against a type hint, converting the few safe cases (int -> float, list -> tuple)."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        (inner,) = [a for a in args if a is not type(None)]
+        return _coerce(value, inner, where)
+    if origin is tuple:
+        _require(isinstance(value, (list, tuple)), where, f"must be a list, got {value!r}")
+        return tuple(_coerce(v, args[0], f"{where}[{i}]") for i, v in enumerate(value))
+    if hint is float:
+        if isinstance(value, str):  # YAML 1.1 reads "1e-4" as a string
+            with contextlib.suppress(ValueError):
+                value = float(value)
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+        _require(ok, where, f"must be a number, got {value!r}")
+        return float(value)
+    if hint is int:
+        _require(isinstance(value, int) and not isinstance(value, bool), where, f"must be an integer, got {value!r}")
+        return value
+    if hint in (bool, str):
+        _require(isinstance(value, hint), where, f"must be a {hint.__name__}, got {value!r}")
+        return value
+    raise TypeError(f"config field {where} has unsupported type {hint}")  # a bug, not a user error
+
+
+def apply_overrides(data: Mapping[str, Any], overrides: Sequence[str]) -> dict[str, Any]:
+    """Apply `section.key=value` overrides (values parsed as YAML) to a nested dict copy."""
+    out = _deepcopy(data)
+    for item in overrides:
+        path, sep, raw = item.partition("=")
+        _require(bool(sep) and bool(path), f"--set {item!r}", "must look like section.key=value")
+        keys = path.split(".")
+        node = out
+        for key in keys[:-1]:
+            child = node.setdefault(key, {})
+            _require(isinstance(child, dict), f"--set {item!r}", f"{key!r} is not a section")
+            node = child
+        node[keys[-1]] = yaml.safe_load(raw) if raw else None
+    return out
+
+
+def _deepcopy(data: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: _deepcopy(v) if isinstance(v, Mapping) else v for k, v in data.items()}
+
+
+def read_yaml(path: str | Path) -> dict[str, Any]:
+    """Read a YAML mapping, with one-line errors for a missing or malformed file."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file {str(path)!r} not found")
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark else ""
+        raise ConfigError(f"config file {str(path)!r} is not valid YAML{where}") from None
+    if data is None:
+        return {}
+    _require(isinstance(data, dict), f"config file {str(path)!r}", "must hold a mapping of sections")
+    return data
+
+
+def load_config(path: str | Path | None = None, overrides: Sequence[str] = ()) -> Config:
+    """Read a config file (or the defaults), apply overrides, validate, and import its plugins."""
+    data = read_yaml(path) if path else {}
+    config = Config.from_dict(apply_overrides(data, overrides))
+    load_plugins(config.plugins)
+    return config
+
+
+def load_plugins(modules: Sequence[str]) -> None:
+    """Import the user's plugin modules so that their simulators/models register themselves."""
+    for module in modules:
+        try:
+            importlib.import_module(module)
+        except ImportError as exc:
+            raise ConfigError(
+                f"plugins: cannot import {module!r} ({exc}); make it importable from the working directory "
+                "or install it"
+            ) from None

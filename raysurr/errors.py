@@ -1,0 +1,38 @@
+"""Typed errors. Each message is one line that names the problem and what to do."""
+
+from __future__ import annotations
+
+
+class RaysurrError(Exception):
+    """Base of every error raysurr raises on purpose; commands print it as one line."""
+
+
+class ConfigError(RaysurrError, ValueError):
+    """A configuration key is unknown, mistyped or out of range."""
+
+
+class RegistryError(RaysurrError, KeyError):
+    """A name is not registered; the message lists the registered names."""
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0])
+
+
+class ParameterError(RaysurrError, ValueError):
+    """A simulator was given parameters it does not accept."""
+
+
+class SimulationError(RaysurrError):
+    """A simulator failed or produced an invalid output for some samples.
+
+    Attributes:
+        sample_ids: the ids of the offending samples (empty if unknown).
+    """
+
+    def __init__(self, message: str, sample_ids: tuple[int, ...] = ()) -> None:
+        super().__init__(message)
+        self.sample_ids = tuple(int(i) for i in sample_ids)
+
+
+class DatasetError(RaysurrError):
+    """A dataset on disk is missing, incomplete, or not what the caller expects."""

@@ -1,0 +1,55 @@
+"""Progress lines for long phases: rewritten in place on a terminal, one line every few seconds otherwise."""
+
+from __future__ import annotations
+
+import sys
+import time
+from typing import TextIO
+
+
+class Progress:
+    """Counts done/failed items of a phase and reports rate and what is in flight.
+
+    Example:
+        >>> import io
+        >>> out = io.StringIO()
+        >>> p = Progress("label", total=4, stream=out, interval_s=0)
+        >>> p.update(done=4)
+        >>> p.close()
+        >>> "label 4/4" in out.getvalue()
+        True
+    """
+
+    def __init__(self, phase: str, total: int, stream: TextIO | None = None, interval_s: float = 5.0) -> None:
+        self.phase, self.total = phase, total
+        self.stream = stream if stream is not None else sys.stderr
+        self.interval_s = interval_s
+        self.done = self.failed = self.in_flight = 0
+        self.start = self._last = time.monotonic()
+        self._tty = bool(getattr(self.stream, "isatty", lambda: False)())
+
+    def update(self, done: int = 0, failed: int = 0, in_flight: int | None = None) -> None:
+        self.done += done
+        self.failed += failed
+        if in_flight is not None:
+            self.in_flight = in_flight
+        now = time.monotonic()
+        if now - self._last >= (0.2 if self._tty else self.interval_s):
+            self._last = now
+            self._write(end="\r" if self._tty else "\n")
+
+    def line(self) -> str:
+        elapsed = time.monotonic() - self.start
+        rate = (self.done + self.failed) / elapsed if elapsed > 0 else 0.0
+        return (
+            f"{self.phase} {self.done + self.failed}/{self.total} "
+            f"({self.failed} failed, {self.in_flight} in flight) {rate:.1f} samples/s {elapsed:.1f}s"
+        )
+
+    def close(self) -> None:
+        self.in_flight = 0
+        self._write(end="\n")
+
+    def _write(self, end: str) -> None:
+        self.stream.write(self.line().ljust(79 if self._tty else 0) + end)
+        self.stream.flush()

@@ -1,0 +1,36 @@
+"""Shared fixtures: a module-scoped local Ray cluster and helpers to run commands as a user would."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def ray_local():
+    """A 2-CPU local Ray shared by the tests of one module."""
+    ray = pytest.importorskip("ray")
+    from raysurr.runtime import connect
+
+    connect(num_cpus=2, dashboard=False)
+    yield ray
+    ray.shutdown()
+
+
+def run_command(*args: str, cwd: Path | None = None, timeout: float = 240, env: dict | None = None):
+    """Run `python -m ...` in a fresh interpreter (its own local Ray) and return the CompletedProcess."""
+    full_env = {**os.environ, "RAYSURR_DASHBOARD": "0", **(env or {})}
+    return subprocess.run(
+        [sys.executable, *args], cwd=cwd or REPO, env=full_env, capture_output=True, text=True, timeout=timeout
+    )
+
+
+def last_line(text: str) -> str:
+    lines = [line for line in text.strip().splitlines() if line.strip()]
+    return lines[-1] if lines else ""

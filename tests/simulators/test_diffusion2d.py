@@ -1,0 +1,120 @@
+"""The diffusion2d simulator: sampling as the study drew, sources, targets, determinism, errors."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from raysurr.config import SimulatorConfig
+from raysurr.errors import ConfigError, ParameterError, RegistryError, SimulationError
+from raysurr.seeding import generator
+from raysurr.simulators import Diffusion2D, build_simulator, run_simulation
+
+
+def test_centres_are_drawn_like_the_study():
+    sim = Diffusion2D()
+    params = sim.sample(20000, np.random.default_rng(0))
+    centres = params[:, [0, 1, 3, 4]]
+    assert centres.min() == 4 and centres.max() == 94  # 1-based 5..95
+    assert np.array_equal(centres, np.round(centres))
+    assert 0.0 <= params[:, 2].min() and params[:, 2].max() < 1.0
+    assert np.all(params[:, 5] == 1.0)
+
+
+def test_centre_margin_scales_with_radius():
+    sim = Diffusion2D(grid=40, radius=3)
+    assert sim.centre_range == (2, 36)
+
+
+def test_sources_are_normalised_and_fluxes_add():
+    sim = Diffusion2D(grid=32)
+    params = np.array([[10, 10, 0.25, 20, 20, 1.0], [10, 10, 0.5, 12, 10, 1.0]])
+    s = sim.sources(params)
+    assert np.allclose(s.max(axis=(1, 2)), 1.0)
+    assert s[0, 10, 10] == pytest.approx(0.25)  # disc 1 alone, relative to disc 2's flux
+    assert s[1, 11, 10] == pytest.approx(1.0)  # overlap: (0.5 + 1) / 1.5
+    assert s[1, 10, 5] == pytest.approx(0.5 / 1.5)  # disc 1 only
+    assert s.min() == 0.0
+
+
+def test_targets_are_normalised_fields_with_their_maximum():
+    sim = Diffusion2D(grid=48)
+    params = sim.sample(5, np.random.default_rng(1))
+    result = run_simulation(sim, params, list(range(5)))
+    assert result.outputs.shape == (5, 1, 48, 48) and result.outputs.dtype == np.float32
+    assert np.allclose(result.outputs.max(axis=(1, 2, 3)), 1.0)
+    assert np.all(result.outputs > 0)  # the decaying field reaches every interior cell
+
+
+def test_study_scale_field_maximum():
+    sim = Diffusion2D()
+    peaks = sim.simulate(sim.sample(200, np.random.default_rng(2))).extras["target_max"]
+    assert 10 < peaks.min() and peaks.max() < 40  # SPEC: between ~11 and ~37
+
+
+def test_same_seed_same_samples_and_labels():
+    sim = Diffusion2D(grid=32)
+    a = sim.sample(8, generator(5, "pool"))
+    b = sim.sample(8, generator(5, "pool"))
+    c = sim.sample(8, generator(6, "pool"))
+    assert np.array_equal(a, b) and not np.array_equal(a, c)
+    assert np.array_equal(sim.simulate(a).outputs, sim.simulate(b).outputs)
+
+
+def test_embedding_has_the_studys_seven_numbers():
+    sim = Diffusion2D()
+    emb = sim.embed(np.array([[0, 0, 0.5, 99, 99, 1.0]]))
+    assert emb.shape == (1, 7)
+    assert emb[0, 0] == pytest.approx(1.0)  # opposite corners: the largest distance
+    assert emb[0, 1:].tolist() == pytest.approx([0, 0, 1, 1, 0.5, 1.0])
+
+
+@pytest.mark.parametrize(
+    ("params", "message"),
+    [
+        ([100, 10, 0.5, 20, 20, 1.0], r"row1=100 is not allowed; row1: integer in \[0, 99\]"),
+        ([10, -1, 0.5, 20, 20, 1.0], r"col1=-1 is not allowed"),
+        ([10, 10, -0.1, 20, 20, 1.0], r"flux1=-0.1 is not allowed; flux1: number in \[0.0, 1.0\]"),
+        ([10, 10.5, 0.5, 20, 20, 1.0], r"col1=10.5 is not allowed; col1: integer"),
+        ([10, 10, 0.0, 20, 20, 0.0], "both 0"),
+        ([10, 10, np.nan, 20, 20, 1.0], "flux1=nan"),
+    ],
+)
+def test_bad_parameters_name_the_value_and_the_range(params, message):
+    with pytest.raises(ParameterError, match=message):
+        run_simulation(Diffusion2D(), np.array([params]), [0])
+
+
+def test_wrong_parameter_shape():
+    with pytest.raises(ParameterError, match=r"shape \[n, 6\] \(row1, col1, flux1, row2, col2, flux2\)"):
+        Diffusion2D().check_parameters(np.zeros((2, 5)))
+
+
+def test_grid_smaller_than_a_disc():
+    with pytest.raises(ParameterError, match="grid=10 is smaller than a source disc; use grid >= 11"):
+        Diffusion2D(grid=10)
+
+
+def test_unknown_solver_lists_the_known_ones():
+    with pytest.raises(RegistryError, match="unknown diffusion2d solver 'multigrid'; registered: exact, sparse, transient"):
+        build_simulator(SimulatorConfig(options={"solver": "multigrid"}))
+
+
+def test_unknown_simulator_and_option():
+    with pytest.raises(RegistryError, match="unknown simulator 'heat'; registered: .*diffusion2d"):
+        build_simulator(SimulatorConfig(name="heat"))
+    with pytest.raises(ConfigError, match="unknown option 'grdi'; allowed: grid, diffusivity"):
+        build_simulator(SimulatorConfig(options={"grdi": 64}))
+
+
+def test_non_finite_output_names_the_sample():
+    class Broken(Diffusion2D):
+        def simulate(self, params):
+            result = super().simulate(params)
+            result.outputs[1, 0, 3, 3] = np.inf
+            return result
+
+    sim = Broken(grid=16)
+    with pytest.raises(SimulationError, match=r"non-finite output for sample\(s\) \[42\]") as info:
+        run_simulation(sim, sim.sample(3, np.random.default_rng(0)), [41, 42, 43])
+    assert info.value.sample_ids == (42,)

@@ -1,0 +1,113 @@
+"""The simulator interface, exercised with the documented plugin that lives outside the package."""
+
+from __future__ import annotations
+
+import importlib
+import re
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from raysurr.config import SimulatorConfig, load_config
+from raysurr.errors import ConfigError, SimulationError
+from raysurr.simulators import SIMULATORS, AbstractSimulator, Parameter, Simulation, build_simulator, run_simulation
+
+DOC = Path(__file__).resolve().parents[2] / "docs" / "simulators.md"
+
+
+def documented_plugin() -> str:
+    """The example module of docs/simulators.md, exactly as a user would copy it."""
+    return re.findall(r"```python\n(.*?)```", DOC.read_text(), flags=re.S)[0]
+
+
+@pytest.fixture
+def plugin_dir(tmp_path, monkeypatch):
+    (tmp_path / "my_simulators.py").write_text(documented_plugin())
+    monkeypatch.syspath_prepend(str(tmp_path))
+    yield tmp_path
+    sys.modules.pop("my_simulators", None)
+
+
+def test_plugin_registers_through_the_config(plugin_dir):
+    config = load_config(overrides=["plugins=[my_simulators]", "simulator.name=plume"])
+    sim = build_simulator(config.simulator)
+    assert not type(sim).__module__.startswith("raysurr")
+    params = sim.sample(6, np.random.default_rng(0))
+    assert params.shape == (6, 3)
+    inputs = sim.render(params)
+    assert inputs.shape == (6, 2, 48, 48) and inputs.dtype == np.float32
+    result = run_simulation(sim, params, range(6))
+    assert result.outputs.shape == (6, 1, 48, 48)
+    assert np.all((result.outputs >= 0) & (result.outputs <= 1))
+
+
+def test_unknown_plugin_module_is_one_clear_line():
+    with pytest.raises(ConfigError, match="plugins: cannot import 'no_such_module_xyz'"):
+        load_config(overrides=["plugins=[no_such_module_xyz]"])
+
+
+class Square(AbstractSimulator):
+    """Outputs the square of a constant image."""
+
+    parameters = (Parameter("a", -2.0, 2.0), Parameter("k", 1, 3, integer=True))
+    input_shape = output_shape = (1, 4, 4)
+
+    def render(self, params):
+        return np.broadcast_to(params[:, :1, None, None], (len(params), 1, 4, 4)).astype(np.float32)
+
+    def simulate(self, params):
+        return Simulation(outputs=self.render(params) ** 2)
+
+
+def test_default_sampling_covers_declared_ranges():
+    params = Square().sample(4000, np.random.default_rng(0))
+    assert -2.0 <= params[:, 0].min() < -1.9 and 1.9 < params[:, 0].max() <= 2.0
+    assert set(params[:, 1]) == {1.0, 2.0, 3.0}
+
+
+def test_default_embedding_scales_to_unit_range():
+    emb = Square().embed(np.array([[-2.0, 1], [2.0, 3]]))
+    assert emb.tolist() == [[0.0, 0.0], [1.0, 1.0]]
+
+
+@pytest.mark.parametrize(
+    ("outputs", "message"),
+    [
+        (np.zeros((2, 1, 4, 4)), "float64 .* expected float32 \\[2, 1, 4, 4\\]"),
+        (np.zeros((2, 1, 4, 5), np.float32), "float32 \\[2, 1, 4, 5\\]"),
+        ([[0.0]], "list"),
+    ],
+)
+def test_malformed_outputs_are_refused(outputs, message):
+    class Bad(Square):
+        def simulate(self, params):
+            return Simulation(outputs=outputs)
+
+    with pytest.raises(SimulationError, match=message) as info:
+        run_simulation(Bad(), np.array([[0.0, 1], [1.0, 2]]), [7, 8])
+    assert info.value.sample_ids == (7, 8)
+
+
+def test_undeclared_extras_are_refused():
+    class Extra(Square):
+        def simulate(self, params):
+            return Simulation(outputs=self.render(params), extras={"peak": np.ones(len(params))})
+
+    with pytest.raises(SimulationError, match="extras \\['peak'\\], declared \\[\\]"):
+        run_simulation(Extra(), np.array([[0.0, 1]]), [0])
+
+
+def test_registration_by_decorator():
+    SIMULATORS.register("square-test")(Square)
+    try:
+        assert isinstance(build_simulator(SimulatorConfig(name="square-test")), Square)
+        assert SIMULATORS.summary("square-test") == "Outputs the square of a constant image."
+    finally:
+        SIMULATORS._entries.pop("square-test")
+
+
+def test_plugin_module_is_importable_by_name(plugin_dir):
+    module = importlib.import_module("my_simulators")
+    assert SIMULATORS.get("plume") is module.Plume
