@@ -72,10 +72,8 @@ def actor_options(resources: ResourcesConfig) -> dict:
 class Labeler:
     """Labels samples on a pool of `SimulatorActor`s and writes each finished chunk to a store.
 
-    Example:
-        >>> labeler = Labeler(SimulatorConfig(options={"grid": 16}), (), LabelingConfig(), ResourcesConfig())
-        ... # doctest: +SKIP
-        >>> labeler.label(ids, params, PartStore("out"))  # doctest: +SKIP
+    Build it once (the actors start then) and call `label` per batch of samples; `close` stops
+    the actors. Needs a connected Ray (`raysurr.runtime.connect`).
     """
 
     def __init__(

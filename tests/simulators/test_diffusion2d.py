@@ -17,7 +17,7 @@ def test_centres_are_drawn_like_the_study():
     centres = params[:, [0, 1, 3, 4]]
     assert centres.min() == 4 and centres.max() == 94  # 1-based 5..95
     assert np.array_equal(centres, np.round(centres))
-    assert 0.0 <= params[:, 2].min() and params[:, 2].max() < 1.0
+    assert params[:, 2].min() >= 0.0 and params[:, 2].max() < 1.0
     assert np.all(params[:, 5] == 1.0)
 
 
@@ -49,7 +49,7 @@ def test_targets_are_normalised_fields_with_their_maximum():
 def test_study_scale_field_maximum():
     sim = Diffusion2D()
     peaks = sim.simulate(sim.sample(200, np.random.default_rng(2))).extras["target_max"]
-    assert 10 < peaks.min() and peaks.max() < 40  # SPEC: between ~11 and ~37
+    assert peaks.min() > 10 and peaks.max() < 40  # SPEC: between ~11 and ~37
 
 
 def test_same_seed_same_samples_and_labels():
@@ -96,12 +96,14 @@ def test_grid_smaller_than_a_disc():
 
 
 def test_unknown_solver_lists_the_known_ones():
-    with pytest.raises(RegistryError, match="unknown diffusion2d solver 'multigrid'; registered: exact, sparse, transient"):
+    with pytest.raises(
+        RegistryError, match="unknown diffusion2d solver 'multigrid'; registered: exact, sparse, transient"
+    ):
         build_simulator(SimulatorConfig(options={"solver": "multigrid"}))
 
 
 def test_unknown_simulator_and_option():
-    with pytest.raises(RegistryError, match="unknown simulator 'heat'; registered: .*diffusion2d"):
+    with pytest.raises(RegistryError, match=r"unknown simulator 'heat'; registered: .*diffusion2d"):
         build_simulator(SimulatorConfig(name="heat"))
     with pytest.raises(ConfigError, match="unknown option 'grdi'; allowed: grid, diffusivity"):
         build_simulator(SimulatorConfig(options={"grdi": 64}))

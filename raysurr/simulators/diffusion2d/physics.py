@@ -77,10 +77,15 @@ class ExactSolver(AbstractSolver):
         mu = 2.0 - 2.0 * np.cos(k * np.pi / (n + 1))
         self.inverse_eigenvalues = 1.0 / (operator.diffusivity * (mu[:, None] + mu[None, :]) + operator.decay)
 
+    block = 16  # samples per product: larger stacks fall out of cache and run ~2x slower per sample
+
     def solve(self, sources: np.ndarray) -> np.ndarray:
-        s = self.sine
-        spectrum = s @ np.asarray(sources, dtype=np.float64) @ s
-        return s @ (spectrum * self.inverse_eigenvalues) @ s
+        sources = np.asarray(sources, dtype=np.float64)
+        s, out = self.sine, np.empty_like(sources)
+        for start in range(0, len(sources), self.block):
+            part = slice(start, start + self.block)
+            out[part] = s @ ((s @ sources[part] @ s) * self.inverse_eigenvalues) @ s
+        return out
 
 
 @SOLVERS.register("sparse")
@@ -119,7 +124,10 @@ class TransientSolver(AbstractSolver):
         self._check_every = 50
 
     def solve(self, sources: np.ndarray) -> np.ndarray:
-        sources = np.asarray(sources, dtype=np.float64)
+        # One sample at a time: each converges at its own pace, and one field stays in cache.
+        return np.stack([self._solve_one(s[None])[0] for s in np.asarray(sources, dtype=np.float64)])
+
+    def _solve_one(self, sources: np.ndarray) -> np.ndarray:
         b, n = sources.shape[0], self.operator.grid
         d, dt = self.operator.diffusivity, self.dt
         padded = np.zeros((b, n + 2, n + 2))
@@ -148,16 +156,39 @@ class TransientSolver(AbstractSolver):
         return bool(np.all(rate <= self.tol * scale))
 
 
-def discs(grid: int, radius: float, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
-    """Indicator images of discs (i - row)² + (j - col)² <= radius², clipped by the lattice.
+def add_discs(images: np.ndarray, radius: float, rows: np.ndarray, cols: np.ndarray, weights: np.ndarray) -> None:
+    """Add weight · disc to each image, the disc being the cells with (i - row)² + (j - col)² <= radius².
+
+    Only each disc's bounding box is touched, so the cost does not grow with the lattice.
 
     Args:
-        rows, cols: [b] 0-based centre cells.
-
-    Returns:
-        [b, N, N] float64 of 0/1.
+        images: [b, N, N] float64, updated in place.
+        rows, cols: [b] 0-based integer centre cells (a disc is clipped by the lattice's edge).
+        weights: [b].
     """
-    cells = np.arange(grid, dtype=np.float64)
-    di = (cells[None, :] - np.asarray(rows, dtype=np.float64)[:, None]) ** 2
-    dj = (cells[None, :] - np.asarray(cols, dtype=np.float64)[:, None]) ** 2
-    return (di[:, :, None] + dj[:, None, :] <= radius**2).astype(np.float64)
+    reach = int(np.floor(radius))
+    offsets = np.arange(-reach, reach + 1)
+    stencil = (offsets[:, None] ** 2 + offsets[None, :] ** 2 <= radius**2).astype(np.float64)
+    grid_rows, grid_cols = images.shape[1:]
+    for image, row, col, weight in zip(images, rows, cols, weights, strict=True):
+        top, left = int(row) - reach, int(col) - reach
+        i0, j0 = max(top, 0), max(left, 0)
+        i1, j1 = min(top + 2 * reach + 1, grid_rows), min(left + 2 * reach + 1, grid_cols)
+        if i0 < i1 and j0 < j1:
+            image[i0:i1, j0:j1] += weight * stencil[i0 - top : i1 - top, j0 - left : j1 - left]
+
+
+def discs(grid: int, radius: float, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+    """Indicator images of discs clipped by the lattice: [b, N, N] float64 of 0/1.
+
+    Example:
+        >>> discs(5, 1.0, np.array([0]), np.array([2]))[0]
+        array([[0., 1., 1., 1., 0.],
+               [0., 0., 1., 0., 0.],
+               [0., 0., 0., 0., 0.],
+               [0., 0., 0., 0., 0.],
+               [0., 0., 0., 0., 0.]])
+    """
+    images = np.zeros((len(rows), grid, grid))
+    add_discs(images, radius, rows, cols, np.ones(len(rows)))
+    return images

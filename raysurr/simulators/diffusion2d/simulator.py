@@ -6,7 +6,7 @@ import numpy as np
 
 from raysurr.errors import ParameterError
 from raysurr.simulators.base import AbstractSimulator, Parameter, Simulation, register_simulator
-from raysurr.simulators.diffusion2d.physics import SOLVERS, DiffusionOperator, discs
+from raysurr.simulators.diffusion2d.physics import SOLVERS, DiffusionOperator, add_discs
 
 
 @register_simulator("diffusion2d")
@@ -90,9 +90,11 @@ class Diffusion2D(AbstractSimulator):
     def sources(self, params: np.ndarray) -> np.ndarray:
         """s / max(s) with s = flux1 · disc1 + flux2 · disc2: [n, N, N] float64."""
         p = np.asarray(params, dtype=np.float64)
-        s = p[:, 2, None, None] * discs(self.grid, self.radius, p[:, 0], p[:, 1])
-        s += p[:, 5, None, None] * discs(self.grid, self.radius, p[:, 3], p[:, 4])
-        return s / s.max(axis=(1, 2), keepdims=True)
+        s = np.zeros((len(p), self.grid, self.grid))
+        add_discs(s, self.radius, p[:, 0], p[:, 1], p[:, 2])
+        add_discs(s, self.radius, p[:, 3], p[:, 4], p[:, 5])
+        s /= s.max(axis=(1, 2), keepdims=True)
+        return s
 
     def render(self, params: np.ndarray) -> np.ndarray:
         return self.sources(params)[:, None].astype(np.float32)

@@ -1,0 +1,76 @@
+"""Commands as a user runs them: fresh interpreters, their own local Ray, one-line errors."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from raysurr.data import open_dataset, read_split
+from raysurr.errors import DatasetError
+from tests.conftest import REPO, last_line, run_command
+from tests.simulators.test_interface import documented_plugin
+
+pytestmark = pytest.mark.timeout(240)
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["-m", "raysurr.dataset", "--n", "3", "--out", "x", "--solver", "nope"], "unknown diffusion2d solver 'nope'"),
+        (["-m", "raysurr", "list", "--set", "model.widht"], "must look like section.key=value"),
+        (["-m", "raysurr", "list", "--config", "missing.yaml"], "config file 'missing.yaml' not found"),
+    ],
+)
+def test_errors_are_one_line_with_status_2(tmp_path, args, message):
+    result = run_command(*args, cwd=tmp_path)
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and message in lines[0] and lines[0].startswith("raysurr"), result.stderr
+
+
+def test_list_prints_every_registry():
+    result = run_command("-m", "raysurr", "list")
+    assert result.returncode == 0, result.stderr
+    assert "diffusion2d" in result.stdout and "transient" in result.stdout
+
+
+def test_user_simulator_from_the_working_directory(tmp_path):
+    (tmp_path / "my_simulators.py").write_text(documented_plugin())
+    plugin = ["--set", "plugins=[my_simulators]"]
+    listed = run_command("-m", "raysurr", "list", *plugin, cwd=tmp_path)
+    assert "plume" in listed.stdout, listed.stderr
+    result = run_command(
+        "-m", "raysurr.dataset", *plugin, "--simulator", "plume", "--split", "20,6", "--out", "out", cwd=tmp_path
+    )
+    assert result.returncode == 0, result.stderr
+    info = open_dataset(tmp_path / "out")
+    assert info.parameters == ["row", "col", "wind"] and info.input_shape == [2, 48, 48]
+    table = read_split(tmp_path / "out", "val")
+    assert table.num_rows == 6 and table.schema.field("row").type.bit_width == 64
+    assert "wrote 26 samples" in last_line(result.stdout)
+
+
+def test_killed_run_leaves_no_complete_dataset(tmp_path):
+    """SIGKILL the whole process tree mid-labelling: DIR must not exist, nothing reads as complete."""
+    args = ["-m", "raysurr.dataset", "--n", "400", "--solver", "transient", "--out", "out"]
+    args += ["--set", "simulator.grid=32", "--set", "labeling.chunk_size=4"]
+    env = {**os.environ, "RAYSURR_DASHBOARD": "0", "PYTHONPATH": str(REPO)}
+    proc = subprocess.Popen([sys.executable, *args], cwd=tmp_path, env=env, start_new_session=True)
+    deadline = time.monotonic() + 120
+    try:
+        while not list(tmp_path.glob(".out.partial-*/part-*.parquet")):
+            assert proc.poll() is None, "the run ended before it wrote a part"
+            assert time.monotonic() < deadline, "no part file appeared"
+            time.sleep(0.2)
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    assert not (tmp_path / "out").exists()
+    (partial,) = tmp_path.glob(".out.partial-*")
+    with pytest.raises(DatasetError, match="not a complete raysurr dataset"):
+        open_dataset(partial)

@@ -1,0 +1,67 @@
+"""Config: defaults, YAML, overrides, and one-line errors naming the key."""
+
+from __future__ import annotations
+
+import pytest
+import yaml
+
+from raysurr.config import Config, apply_overrides, load_config
+from raysurr.errors import ConfigError
+
+
+def test_defaults_are_the_studys():
+    cfg = Config()
+    assert (cfg.training.lr, cfg.training.batch_size, cfg.training.epochs) == (1e-4, 128, 500)
+    assert (cfg.training.loss_w, cfg.training.loss_w2) == (1.0, 2000.0)
+    assert (cfg.pool.size, cfg.pool.initial, cfg.loop.batch_size) == (16000, 1000, 1000)
+
+
+def test_yaml_round_trip(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("simulator: {name: diffusion2d, grid: 64, solver: transient}\ntraining: {lr: 1e-3}\nseed: 3\n")
+    cfg = load_config(path)
+    assert cfg.simulator.options == {"grid": 64, "solver": "transient"}
+    assert cfg.training.lr == 1e-3 and cfg.seed == 3
+    assert Config.from_dict(yaml.safe_load(cfg.to_yaml())) == cfg
+
+
+def test_overrides_parse_yaml_values():
+    data = apply_overrides({}, ["simulator.grid=64", "plugins=[a, b]", "loop.label_budget=null", "name=x"])
+    assert data == {"simulator": {"grid": 64}, "plugins": ["a", "b"], "loop": {"label_budget": None}, "name": "x"}
+    cfg = Config.from_dict(data)
+    assert cfg.plugins == ("a", "b")
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (["trainig.lr=1"], "unknown key 'trainig' in top level of the config; allowed: name, seed"),
+        (["training.rate=1"], "unknown key 'rate' in section 'training'; allowed: epochs, lr"),
+        (["training.lr=-1"], "training.lr must be > 0, got -1.0"),
+        (["training.lr=fast"], "training.lr must be a number, got 'fast'"),
+        (["training.epochs=2.5"], "training.epochs must be an integer, got 2.5"),
+        (["training.reinit=3"], "training.reinit must be a bool, got 3"),
+        (["pool.initial=20", "pool.size=10"], "pool.initial must be <= pool.size \\(10\\), got 20"),
+        (["training=3"], "training must be a mapping of keys, got 3"),
+        (["seed=-1"], "seed must be >= 0"),
+        (["plugins=mod"], "plugins must be a list"),
+        (["trainingepochs"], "must look like section.key=value"),
+        (["simulator.name="], "simulator.name must be a non-empty string"),
+    ],
+)
+def test_bad_values_name_the_key(overrides, message):
+    with pytest.raises(ConfigError, match=message):
+        load_config(overrides=overrides)
+
+
+def test_missing_and_malformed_files(tmp_path):
+    with pytest.raises(ConfigError, match="not found"):
+        load_config(tmp_path / "nope.yaml")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("training: {lr: [1, 2\n")
+    with pytest.raises(ConfigError, match="is not valid YAML at line"):
+        load_config(bad)
+    listy = tmp_path / "list.yaml"
+    listy.write_text("- 1\n")
+    with pytest.raises(ConfigError, match="must hold a mapping of sections"):
+        load_config(listy)
