@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import yaml
 
 from raysurr.config import Config, apply_overrides, load_config
 from raysurr.errors import ConfigError
+from raysurr.simulators import build_simulator
 
 
 def test_defaults_are_the_studys():
@@ -65,3 +68,9 @@ def test_missing_and_malformed_files(tmp_path):
     listy.write_text("- 1\n")
     with pytest.raises(ConfigError, match="must hold a mapping of sections"):
         load_config(listy)
+
+
+@pytest.mark.parametrize("path", sorted((Path(__file__).parents[1] / "configs").rglob("*.yaml")), ids=lambda p: p.name)
+def test_shipped_configs_are_valid(path):
+    config = load_config(path)
+    build_simulator(config.simulator)

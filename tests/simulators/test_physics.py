@@ -6,6 +6,8 @@ import numpy as np
 import pytest
 import scipy.sparse
 import scipy.sparse.linalg
+from hypothesis import given
+from hypothesis import strategies as st
 
 from raysurr.simulators.diffusion2d import SOLVERS, DiffusionOperator, discs
 
@@ -132,3 +134,14 @@ def test_disc_cell_counts():
     rows, cols = np.array([50, 4, 0]), np.array([50, 50, 0])
     counts = discs(100, 5.0, rows, cols).sum(axis=(1, 2))
     assert counts.tolist() == [81, 80, 26]  # full disc; the study's edge-most centre loses one cell; a quarter
+
+
+@given(
+    grid=st.integers(11, 40),
+    radius=st.floats(0.5, 6.0),
+    row=st.integers(-3, 45),
+    col=st.integers(-3, 45),
+)
+def test_disc_painting_matches_brute_force(grid, radius, row, col):
+    painted = discs(grid, radius, np.array([row]), np.array([col]))[0]
+    assert np.array_equal(painted, _disc_by_loops(grid, radius, row, col))
