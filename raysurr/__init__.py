@@ -5,6 +5,16 @@ from raysurr.simulators import AbstractSimulator, Parameter, Simulation, registe
 
 __version__ = "0.1.0"
 
+
+def __getattr__(name: str):
+    # Lazy, so that `import raysurr` stays light (no torch) for the pure core and simulator actors.
+    if name == "load_surrogate":
+        from raysurr.models.checkpoint import load_surrogate
+
+        return load_surrogate
+    raise AttributeError(f"module 'raysurr' has no attribute {name!r}")
+
+
 __all__ = [
     "AbstractSimulator",
     "ConfigError",
@@ -14,5 +24,6 @@ __all__ = [
     "Simulation",
     "SimulationError",
     "__version__",
+    "load_surrogate",
     "register_simulator",
 ]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 
 import ray
@@ -22,6 +23,7 @@ def connect(address: str | None = None, num_cpus: int | None = None, dashboard: 
     """
     if ray.is_initialized():
         return
+    quiet_ray_data()
     runtime_env = {"env_vars": dict(WORKER_ENV)}
     if address:
         ray.init(address=address, runtime_env=runtime_env, logging_level="WARNING")
@@ -35,6 +37,16 @@ def connect(address: str | None = None, num_cpus: int | None = None, dashboard: 
         runtime_env=runtime_env,
         logging_level="WARNING",
     )
+
+
+def quiet_ray_data() -> None:
+    """raysurr prints its own progress lines; Ray Data's per-operator logs would drown them."""
+    import ray.data
+
+    context = ray.data.DataContext.get_current()
+    context.enable_progress_bars = False
+    context.print_on_execution_start = False
+    logging.getLogger("ray.data").setLevel(logging.WARNING)
 
 
 def thread_env(cpus: float) -> dict[str, str]:

@@ -1,0 +1,138 @@
+"""Self-describing surrogate checkpoints: weights plus everything needed to rebuild the model.
+
+A checkpoint file holds the registry name, the init arguments, the target transform, training
+metadata and a format version, so `load_surrogate(path)` needs no config. Files are read with
+`torch.load(weights_only=True)`: only tensors and plain containers, never arbitrary objects.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import uuid
+import zipfile
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from raysurr.errors import RaysurrError
+from raysurr.models.registry import MODELS
+
+FORMAT = "raysurr-surrogate"
+VERSION = 1
+FILENAME = "surrogate.pt"
+
+
+class CheckpointError(RaysurrError):
+    """A checkpoint file is missing, corrupt, or not a raysurr surrogate."""
+
+
+@dataclass(frozen=True)
+class TargetTransform:
+    """Model space = (target - shift) / scale, per output channel; identity by default."""
+
+    shift: tuple[float, ...] = ()
+    scale: tuple[float, ...] = ()
+
+    def _view(self, values: tuple[float, ...], like: torch.Tensor, default: float) -> torch.Tensor:
+        t = torch.tensor(values or (default,), dtype=like.dtype, device=like.device)
+        return t.view(1, -1, *([1] * (like.dim() - 2)))
+
+    def forward(self, target: torch.Tensor) -> torch.Tensor:
+        return (target - self._view(self.shift, target, 0.0)) / self._view(self.scale, target, 1.0)
+
+    def inverse(self, output: torch.Tensor) -> torch.Tensor:
+        return output * self._view(self.scale, output, 1.0) + self._view(self.shift, output, 0.0)
+
+
+class Surrogate(nn.Module):
+    """A trained model plus its target transform; `forward` returns targets in the data's units."""
+
+    def __init__(self, model: nn.Module, transform: TargetTransform | None = None) -> None:
+        super().__init__()
+        self.model = model
+        self.transform = transform or TargetTransform()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.transform.inverse(self.model(x))
+
+
+@dataclass(frozen=True)
+class SurrogateSpec:
+    """What a checkpoint records besides the weights."""
+
+    name: str
+    init: Mapping[str, Any]
+    transform: TargetTransform = field(default_factory=TargetTransform)
+    meta: Mapping[str, Any] = field(default_factory=dict)
+
+    def build(self) -> nn.Module:
+        return MODELS.build(self.name, **self.init)
+
+
+def save_surrogate(model: nn.Module, spec: SurrogateSpec, path: str | Path) -> Path:
+    """Write a checkpoint atomically; `path` may be a folder (then `surrogate.pt` inside it)."""
+    path = Path(path)
+    if path.is_dir() or not path.suffix:
+        path.mkdir(parents=True, exist_ok=True)
+        path = path / FILENAME
+    model = getattr(model, "module", model)  # unwrap DDP
+    payload = {
+        "format": FORMAT,
+        "version": VERSION,
+        "name": spec.name,
+        "init": dict(spec.init),
+        "transform": {"shift": list(spec.transform.shift), "scale": list(spec.transform.scale)},
+        "meta": dict(spec.meta),
+        "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+    }
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
+    torch.save(payload, tmp)
+    os.replace(tmp, path)
+    return path
+
+
+def read_checkpoint(path: str | Path) -> tuple[SurrogateSpec, dict[str, torch.Tensor]]:
+    """The spec and the state dict of a checkpoint, with clear errors for bad files."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / FILENAME
+    if not path.is_file():
+        raise CheckpointError(f"no surrogate checkpoint at {str(path)!r}")
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except (RuntimeError, pickle.UnpicklingError, zipfile.BadZipFile, EOFError, ValueError) as exc:
+        reason = str(exc).splitlines()[0][:120] if str(exc) else type(exc).__name__
+        raise CheckpointError(f"{str(path)!r} is not a readable surrogate checkpoint ({reason})") from None
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+        raise CheckpointError(f"{str(path)!r} is not a raysurr surrogate checkpoint (no '{FORMAT}' header)")
+    if payload.get("version") != VERSION:
+        raise CheckpointError(
+            f"{str(path)!r} has checkpoint version {payload.get('version')}; this raysurr reads {VERSION}"
+        )
+    transform = TargetTransform(tuple(payload["transform"]["shift"]), tuple(payload["transform"]["scale"]))
+    return SurrogateSpec(payload["name"], payload["init"], transform, payload["meta"]), payload["state_dict"]
+
+
+def load_surrogate(path: str | Path, device: str | torch.device = "cpu") -> Surrogate:
+    """Rebuild a trained surrogate from its checkpoint alone, in eval mode.
+
+    Example:
+        >>> import tempfile
+        >>> from raysurr.models import UNet
+        >>> spec = SurrogateSpec("unet", {"base_channels": 2, "depth": 2})
+        >>> path = save_surrogate(spec.build(), spec, tempfile.mkdtemp())
+        >>> load_surrogate(path).training
+        False
+    """
+    spec, state = read_checkpoint(path)
+    model = spec.build()
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as exc:
+        raise CheckpointError(f"{str(path)!r}: weights do not fit model {spec.name!r} ({str(exc)[:120]})") from None
+    return Surrogate(model, spec.transform).to(device).eval()

@@ -1,0 +1,222 @@
+"""Retraining on Ray Train: `fit` runs a TorchTrainer (DDP; gloo on CPU, NCCL on GPU).
+
+Each worker reads its shard of the labelled data once through Ray Data into local memory, then
+trains with Adam on the study's weighted MAE, validates every epoch (metrics all-reduced across
+workers), keeps the best-validation weights and stops early after `patience` epochs without
+improvement. Rank 0 writes one self-describing checkpoint plus the per-epoch history.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import logging
+import math
+import shutil
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import ray
+import ray.train
+import ray.train.torch
+import torch
+import torch.distributed as dist
+
+from raysurr.config import ModelConfig, ResourcesConfig, TrainingConfig
+from raysurr.models.checkpoint import SurrogateSpec, read_checkpoint, save_surrogate
+from raysurr.models.losses import weighted_mae
+from raysurr.seeding import child_seed
+
+log = logging.getLogger(__name__)
+HISTORY = "history.json"
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    """What one training run leaves behind."""
+
+    checkpoint: Path  # the folder holding surrogate.pt and history.json
+    history: list[dict[str, float]]  # one record per epoch
+    best_epoch: int
+    best_val_wmae: float
+    wall_s: float
+
+
+@dataclass(frozen=True)
+class _LoopConfig:
+    """Everything a worker needs; small and picklable."""
+
+    model: str
+    init: dict[str, Any]
+    training: dict[str, Any]
+    seed: int
+    threads: int
+    warm_start: str | None
+    meta: dict[str, Any]
+
+
+def fit(
+    datasets: dict[str, ray.data.Dataset],
+    model: ModelConfig,
+    channels: tuple[int, int],
+    training: TrainingConfig,
+    resources: ResourcesConfig,
+    out_dir: str | Path,
+    seed: int,
+    warm_start: str | Path | None = None,
+    meta: dict[str, Any] | None = None,
+) -> TrainResult:
+    """Train a surrogate on Ray Train and return its best-validation checkpoint.
+
+    Args:
+        datasets: Ray Datasets "train" and "val" with float32 tensor columns `input` and `target`.
+        model: the architecture section; `channels` = (input channels, output channels).
+        out_dir: where the checkpoint folder is written (`out_dir/checkpoint`).
+        seed: the seed of this training run (derive one per run and round).
+        warm_start: a checkpoint to start from instead of fresh weights (`training.reinit: false`).
+    """
+    out_dir = Path(out_dir).resolve()
+    init = {"in_channels": channels[0], "out_channels": channels[1], **model.options}
+    loop = _LoopConfig(model.name, init, asdict(training), seed, max(1, int(resources.cpus_per_train_worker)),
+                       str(warm_start) if warm_start else None, dict(meta or {}))  # fmt: skip
+    scaling = ray.train.ScalingConfig(
+        num_workers=resources.train_workers,
+        use_gpu=resources.use_gpu,
+        resources_per_worker={"CPU": resources.cpus_per_train_worker, **({"GPU": 1} if resources.use_gpu else {})},
+    )
+    storage = Path(tempfile.mkdtemp(prefix=".ray-train-", dir=out_dir.parent if out_dir.parent.exists() else None))
+    trainer = ray.train.torch.TorchTrainer(
+        train_loop_per_worker,
+        train_loop_config={"loop": loop},
+        scaling_config=scaling,
+        run_config=ray.train.RunConfig(storage_path=str(storage), name="fit"),
+        datasets=datasets,
+    )
+    start = time.perf_counter()
+    try:
+        result = trainer.fit()
+        final = out_dir / "checkpoint"
+        if final.exists():
+            shutil.rmtree(final)
+        with result.checkpoint.as_directory() as source:
+            shutil.copytree(source, final)
+    finally:
+        shutil.rmtree(storage, ignore_errors=True)
+    history = json.loads((final / HISTORY).read_text())
+    best = min(history, key=lambda r: r["val_wmae"])
+    return TrainResult(final, history, int(best["epoch"]), float(best["val_wmae"]), time.perf_counter() - start)
+
+
+def train_loop_per_worker(config: dict[str, Any]) -> None:
+    """The training loop every Ray Train worker runs."""
+    loop: _LoopConfig = config["loop"]
+    settings = TrainingConfig(**loop.training)
+    torch.set_num_threads(loop.threads)
+    context = ray.train.get_context()
+    rank, world = context.get_world_rank(), context.get_world_size()
+    torch.manual_seed(child_seed(loop.seed, "init"))  # identical initial weights on every rank
+    spec = SurrogateSpec(loop.model, loop.init, meta=loop.meta)
+    net = spec.build()
+    if loop.warm_start:
+        net.load_state_dict(read_checkpoint(loop.warm_start)[1])
+    device = ray.train.torch.get_device()
+    model = ray.train.torch.prepare_model(net)
+    train_x, train_y = _load_shard("train", device)
+    val_x, val_y = _load_shard("val", device)
+    optimizer = torch.optim.Adam(model.parameters(), lr=settings.lr)
+    local_batch = max(1, settings.batch_size // world)
+    steps = (
+        math.ceil(_all_reduce(float(len(train_x)), dist.ReduceOp.MAX) / local_batch) if len(train_x) or world > 1 else 0
+    )
+    order = torch.Generator().manual_seed(child_seed(loop.seed, "order", rank))
+    autocast = device.type == "cuda"
+    history: list[dict[str, float]] = []
+    best, best_state, stale = math.inf, None, 0
+    for epoch in range(settings.epochs):
+        start = time.perf_counter()
+        model.train()
+        train_loss = _train_epoch(model, optimizer, train_x, train_y, steps, local_batch, order, settings, autocast)
+        val_wmae = _validate(model, val_x, val_y, settings, autocast)
+        if val_wmae < best:
+            best, best_state, stale = val_wmae, copy.deepcopy(_unwrap(model).state_dict()), 0
+        else:
+            stale += 1
+        history.append({"epoch": epoch, "train_loss": train_loss, "val_wmae": val_wmae,
+                        "seconds": time.perf_counter() - start})  # fmt: skip
+        if rank == 0:
+            log.info("epoch %d train_loss %.5f val_wmae %.5f", epoch, train_loss, val_wmae)
+        if settings.patience is not None and stale >= settings.patience:
+            break
+    _report(rank, net, best_state, spec, history)
+
+
+def _unwrap(model: torch.nn.Module) -> torch.nn.Module:
+    return getattr(model, "module", model)
+
+
+def _load_shard(name: str, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """This worker's shard of a dataset as two tensors on `device`: [n, C, H, W] each."""
+    inputs, targets = [], []
+    shard = ray.train.get_dataset_shard(name)
+    for batch in shard.iter_torch_batches(batch_size=256, dtypes=torch.float32, device="cpu"):
+        inputs.append(batch["input"])
+        targets.append(batch["target"])
+    if not inputs:
+        return torch.empty(0), torch.empty(0)
+    return torch.cat(inputs).to(device), torch.cat(targets).to(device)
+
+
+def _all_reduce(value: float, op=dist.ReduceOp.SUM) -> float:
+    if not (dist.is_available() and dist.is_initialized()):
+        return value
+    tensor = torch.tensor([value], dtype=torch.float64, device=ray.train.torch.get_device())
+    dist.all_reduce(tensor, op=op)
+    return float(tensor.item())
+
+
+def _train_epoch(model, optimizer, x, y, steps, batch, order, settings, autocast) -> float:
+    """One epoch of `steps` mini-batches (the same count on every rank, cycling a shuffled shard)."""
+    if steps == 0:
+        return math.nan
+    n = len(x)
+    perm = torch.cat([torch.randperm(n, generator=order) for _ in range(math.ceil(steps * batch / max(n, 1)))])
+    total = 0.0
+    for step in range(steps):
+        index = perm[step * batch : (step + 1) * batch].to(x.device)
+        with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=autocast):
+            loss = weighted_mae(model(x[index]).float(), y[index], settings.loss_w, settings.loss_w2)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        total += float(loss.detach())
+    return _all_reduce(total / steps) / _all_reduce(1.0)
+
+
+@torch.no_grad()
+def _validate(model, x, y, settings, autocast) -> float:
+    """Validation weighted MAE over every rank's shard (a sample-weighted mean)."""
+    model.eval()
+    error_sum = 0.0
+    for start in range(0, len(x), 256):
+        with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=autocast):
+            pred = _unwrap(model)(x[start : start + 256]).float()
+        error_sum += float(weighted_mae(pred, y[start : start + 256], settings.loss_w, settings.loss_w2)) * len(pred)
+    count = _all_reduce(float(len(x)))
+    return _all_reduce(error_sum) / count if count else math.nan
+
+
+def _report(rank, net, best_state, spec, history) -> None:
+    """Rank 0 writes the best weights and the history as one checkpoint; every rank reports once."""
+    if rank != 0:
+        ray.train.report({"epochs": len(history)}, checkpoint=None)
+        return
+    if best_state is not None:
+        net.load_state_dict(best_state)
+    meta = {**spec.meta, "epochs_run": len(history), "best_val_wmae": min(r["val_wmae"] for r in history)}
+    with tempfile.TemporaryDirectory() as tmp:
+        save_surrogate(net, SurrogateSpec(spec.name, spec.init, spec.transform, meta), tmp)
+        Path(tmp, HISTORY).write_text(json.dumps(history))
+        ray.train.report({"epochs": len(history)}, checkpoint=ray.train.Checkpoint.from_directory(tmp))
