@@ -22,8 +22,12 @@ def plot_predictions(inputs: np.ndarray, targets: np.ndarray, preds: np.ndarray,
     error = np.abs(preds - targets)
     for i in range(n):
         truth_range = (float(targets[i, 0].min()), float(targets[i, 0].max()))  # prediction shares the truth's scale
-        panels = [("input", inputs[i, 0], "viridis", (None, None)), ("truth", targets[i, 0], "magma", truth_range),
-                  ("prediction", preds[i, 0], "magma", truth_range), ("|error|", error[i, 0], "Reds", (0, None))]  # fmt: skip
+        panels = [
+            ("input", inputs[i, 0], "viridis", (None, None)),
+            ("truth", targets[i, 0], "magma", truth_range),
+            ("prediction", preds[i, 0], "magma", truth_range),
+            ("|error|", error[i, 0], "Reds", (0, None)),
+        ]
         for ax, (title, image, cmap, (low, high)) in zip(axes[i], panels, strict=True):
             shown = ax.imshow(image, cmap=cmap, origin="lower", vmin=low, vmax=high)
             fig.colorbar(shown, ax=ax, fraction=0.046, pad=0.04)
