@@ -65,5 +65,9 @@ class Autoencoder(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         size = x.shape[-2:]
+        pools = sum(isinstance(m, nn.AvgPool2d) for m in self.encoder)
+        if min(size) >> pools < 1:
+            raise ValueError(f"autoencoder with {pools} poolings needs inputs of at least {2**pools} cells a side, "
+                             f"got {list(size)}; lower model.depth")  # fmt: skip
         x = self.decoder(self.encoder(x))
         return self.output(F.interpolate(x, size=size, mode="bilinear", align_corners=False))

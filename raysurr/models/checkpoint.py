@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import pickle
 import uuid
+import warnings
 import zipfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -104,8 +105,10 @@ def read_checkpoint(path: str | Path) -> tuple[SurrogateSpec, dict[str, torch.Te
     if not path.is_file():
         raise CheckpointError(f"no surrogate checkpoint at {str(path)!r}")
     try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
-    except (RuntimeError, pickle.UnpicklingError, zipfile.BadZipFile, EOFError, ValueError) as exc:
+        with warnings.catch_warnings():  # torch warns about foreign pickles; the error below says more
+            warnings.simplefilter("ignore", UserWarning)
+            payload = torch.load(path, map_location="cpu", weights_only=True)
+    except (RuntimeError, pickle.UnpicklingError, zipfile.BadZipFile, EOFError, ValueError, OSError) as exc:
         reason = str(exc).splitlines()[0][:120] if str(exc) else type(exc).__name__
         raise CheckpointError(f"{str(path)!r} is not a readable surrogate checkpoint ({reason})") from None
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:

@@ -74,6 +74,10 @@ class UNet(nn.Module):
         self.head = nn.Conv2d(widths[0], out_channels, kernel_size=1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        smallest = min(x.shape[-2:]) >> (len(self.down) - 1)
+        if smallest < 2:
+            raise ValueError(f"unet of depth {len(self.down)} needs inputs of at least {2 ** len(self.down)} cells "
+                             f"a side, got {list(x.shape[-2:])}; lower model.depth")  # fmt: skip
         skips = []
         for k, level in enumerate(self.down):
             x = self.drop(level(F.max_pool2d(x, 2) if k else x))

@@ -1,0 +1,81 @@
+"""Self-describing checkpoints: round trip, no config needed, clear errors for bad files."""
+
+from __future__ import annotations
+
+import pickle
+
+import pytest
+import torch
+
+import raysurr
+from raysurr.models import UNet
+from raysurr.models.checkpoint import (
+    CheckpointError,
+    Surrogate,
+    SurrogateSpec,
+    TargetTransform,
+    read_checkpoint,
+    save_surrogate,
+)
+
+SPEC = SurrogateSpec("unet", {"in_channels": 1, "out_channels": 1, "base_channels": 3, "depth": 3}, meta={"round": 2})
+
+
+@pytest.fixture
+def saved(tmp_path):
+    torch.manual_seed(0)
+    model = SPEC.build()
+    return model, save_surrogate(model, SPEC, tmp_path / "ck")
+
+
+def test_round_trip_gives_the_same_outputs(saved):
+    model, path = saved
+    loaded = raysurr.load_surrogate(path.parent)
+    assert isinstance(loaded, Surrogate) and not loaded.training
+    x = torch.randn(2, 1, 20, 20)
+    with torch.no_grad():
+        assert torch.equal(loaded(x), model.eval()(x))
+    spec, _ = read_checkpoint(path)
+    assert spec.meta == {"round": 2} and spec.init["base_channels"] == 3
+
+
+def test_target_transform_is_inverted():
+    transform = TargetTransform(shift=(1.0,), scale=(4.0,))
+    y = torch.randn(3, 1, 5, 5)
+    assert torch.allclose(transform.inverse(transform.forward(y)), y)
+    model = UNet(base_channels=2, depth=2).eval()
+    x = torch.randn(1, 1, 8, 8)
+    with torch.no_grad():
+        assert torch.allclose(Surrogate(model, transform)(x), model(x) * 4.0 + 1.0)
+
+
+def test_corrupt_file(saved, tmp_path):
+    _, path = saved
+    broken = tmp_path / "broken.pt"
+    broken.write_bytes(path.read_bytes()[: len(path.read_bytes()) // 2])
+    with pytest.raises(CheckpointError, match="is not a readable surrogate checkpoint"):
+        raysurr.load_surrogate(broken)
+
+
+def test_foreign_files(tmp_path):
+    plain = tmp_path / "plain.pt"
+    torch.save({"weights": torch.zeros(3)}, plain)
+    with pytest.raises(CheckpointError, match="is not a raysurr surrogate checkpoint"):
+        raysurr.load_surrogate(plain)
+    hostile = tmp_path / "hostile.pt"
+    hostile.write_bytes(pickle.dumps(print))  # weights_only refuses arbitrary objects
+    with pytest.raises(CheckpointError, match="is not a readable surrogate checkpoint"):
+        raysurr.load_surrogate(hostile)
+    with pytest.raises(CheckpointError, match="no surrogate checkpoint at"):
+        raysurr.load_surrogate(tmp_path / "missing")
+
+
+def test_version_and_shape_mismatch(saved, tmp_path):
+    _, path = saved
+    payload = torch.load(path, weights_only=True)
+    torch.save({**payload, "version": 99}, tmp_path / "future.pt")
+    with pytest.raises(CheckpointError, match="checkpoint version 99; this raysurr reads 1"):
+        raysurr.load_surrogate(tmp_path / "future.pt")
+    torch.save({**payload, "init": {**payload["init"], "base_channels": 5}}, tmp_path / "other.pt")
+    with pytest.raises(CheckpointError, match="weights do not fit model 'unet'"):
+        raysurr.load_surrogate(tmp_path / "other.pt")

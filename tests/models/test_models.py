@@ -1,0 +1,79 @@
+"""Surrogate architectures: shapes at any size, the study's sizes, the absorbing padding."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from raysurr.config import ModelConfig
+from raysurr.errors import ConfigError, RegistryError
+from raysurr.models import MODELS, Autoencoder, UNet, build_model, count_parameters
+from raysurr.models.layers import absorbing_pad
+
+SMALL = {"base_channels": 4}
+
+
+@pytest.mark.parametrize("name", MODELS.names())
+@pytest.mark.parametrize("grid", [100, 64, 37, 33])
+def test_forward_keeps_the_grid(name, grid):
+    model = build_model(ModelConfig(name=name, options=SMALL), in_channels=1, out_channels=1)
+    assert model(torch.randn(2, 1, grid, grid)).shape == (2, 1, grid, grid)
+
+
+@pytest.mark.parametrize("name", MODELS.names())
+def test_channels_come_from_the_simulator(name):
+    model = build_model(ModelConfig(name=name, options=SMALL), in_channels=2, out_channels=3)
+    assert model(torch.randn(1, 2, 48, 48)).shape == (1, 3, 48, 48)
+
+
+def test_unet_pools_like_the_study():
+    sizes = []
+    model = UNet(base_channels=2)
+    for level in model.down:
+        level.register_forward_hook(lambda module, args, out: sizes.append(out.shape[-1]))
+    model(torch.zeros(1, 1, 100, 100))
+    assert sizes == [100, 50, 25, 12, 6]
+
+
+@pytest.mark.parametrize(("cls", "expected"), [(UNet, 34.5e6), (Autoencoder, 50.3e6)])
+def test_study_widths_have_the_studys_size(cls, expected):
+    assert abs(count_parameters(cls()) - expected) / expected < 0.01
+
+
+@pytest.mark.parametrize("name", MODELS.names())
+def test_too_small_input_is_a_clear_error(name):
+    model = build_model(ModelConfig(name=name, options=SMALL), 1, 1)
+    with pytest.raises(ValueError, match=r"needs inputs of at least .* lower model.depth"):
+        model(torch.zeros(1, 1, 8, 8))
+
+
+def test_depth_option_changes_the_network():
+    assert count_parameters(UNet(base_channels=4, depth=3)) < count_parameters(UNet(base_channels=4, depth=4))
+    assert UNet(base_channels=4, depth=2)(torch.zeros(1, 1, 17, 17)).shape == (1, 1, 17, 17)
+
+
+def test_absorbing_pad_is_odd_about_the_edge():
+    x = torch.randn(2, 3, 7, 9)
+    padded = absorbing_pad(x, 2)
+    assert torch.equal(padded[..., 2:-2, 2:-2], x)
+    for k in (1, 2):  # the pad cell k before the edge cell is minus the cell k after it
+        assert torch.equal(padded[..., 2 - k, 2:-2], -x[..., k, :])
+        assert torch.equal(padded[..., -3 + k, 2:-2], -x[..., -1 - k, :])
+        assert torch.equal(padded[..., 2:-2, 2 - k], -x[..., :, k])
+    assert torch.equal(padded[..., 0, 0], x[..., 2, 2])  # corners: two flips
+
+
+def test_absorbing_padding_keeps_an_odd_field_odd():
+    """A conv over the padded field equals the conv over the explicit odd extension."""
+    conv = torch.nn.Conv2d(1, 1, 3, padding=0, bias=False)
+    x = torch.randn(1, 1, 6, 6)
+    big = absorbing_pad(x, 3)  # the odd extension, wide enough that a 1-pad of it stays exact
+    expected = conv(big)[..., 2:-2, 2:-2]
+    assert torch.allclose(conv(absorbing_pad(x, 1)), expected, atol=1e-6)
+
+
+def test_unknown_model_and_option():
+    with pytest.raises(RegistryError, match="unknown model 'resnet'; registered: autoencoder, unet"):
+        build_model(ModelConfig(name="resnet"), 1, 1)
+    with pytest.raises(ConfigError, match="unknown option 'width'; allowed: in_channels, out_channels, base_channels"):
+        build_model(ModelConfig(name="unet", options={"width": 3}), 1, 1)

@@ -1,0 +1,64 @@
+"""Retraining on Ray Train, for real, on a local 2-CPU Ray."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+import raysurr
+from raysurr.config import ModelConfig, ResourcesConfig, TrainingConfig
+from raysurr.data.dataset import open_dataset
+from raysurr.dataset import main as make_dataset
+from raysurr.scoring import read_samples
+from raysurr.training import fit
+
+pytestmark = pytest.mark.timeout(300)
+
+MODEL = ModelConfig(name="unet", options={"base_channels": 4, "depth": 3})
+
+
+@pytest.fixture(scope="module")
+def data(ray_local, tmp_path_factory):
+    out = tmp_path_factory.mktemp("train") / "ds"
+    make_dataset(
+        ["--split", "96,32", "--out", str(out), "--set", "simulator.grid=24", "--set", "labeling.chunk_size=16"]
+    )
+    info = open_dataset(out)
+    return {name: read_samples(info.split_dir(name), ["input", "target"]).materialize() for name in ["train", "val"]}
+
+
+@pytest.fixture(scope="module")
+def two_worker_run(data, tmp_path_factory):
+    training = TrainingConfig(epochs=8, batch_size=16, lr=3e-3)
+    out = tmp_path_factory.mktemp("fit2")
+    return fit(data, MODEL, (1, 1), training, ResourcesConfig(train_workers=2), out, seed=1, meta={"round": 0})
+
+
+def test_ddp_on_two_workers_lowers_the_loss(two_worker_run):
+    history = two_worker_run.history
+    assert len(history) == 8
+    assert history[-1]["train_loss"] < history[0]["train_loss"]
+    assert two_worker_run.best_val_wmae < history[0]["val_wmae"]
+    assert two_worker_run.best_val_wmae == min(r["val_wmae"] for r in history)
+
+
+def test_best_validation_checkpoint_is_kept(two_worker_run):
+    folder = two_worker_run.checkpoint
+    assert json.loads((folder / "history.json").read_text()) == two_worker_run.history
+    model = raysurr.load_surrogate(folder)
+    assert model(torch.zeros(1, 1, 24, 24)).shape == (1, 1, 24, 24)
+    spec_meta = torch.load(folder / "surrogate.pt", weights_only=True)["meta"]
+    assert spec_meta["round"] == 0 and spec_meta["best_val_wmae"] == pytest.approx(two_worker_run.best_val_wmae)
+    assert spec_meta["epochs_run"] == 8
+
+
+def test_early_stopping_and_warm_start(data, two_worker_run, tmp_path):
+    # lr so small that nothing improves after the first epoch: patience 2 stops at epoch 3.
+    training = TrainingConfig(epochs=50, batch_size=16, lr=1e-12, patience=2, reinit=False)
+    run = fit(data, MODEL, (1, 1), training, ResourcesConfig(), tmp_path, seed=1,
+              warm_start=two_worker_run.checkpoint)  # fmt: skip
+    assert len(run.history) == 3
+    # Warm-started from the trained weights: already as good as the run it started from.
+    assert run.history[0]["val_wmae"] == pytest.approx(two_worker_run.best_val_wmae, rel=1e-3)
