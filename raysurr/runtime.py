@@ -43,9 +43,7 @@ def quiet_ray_data() -> None:
     """raysurr prints its own progress lines; Ray Data's per-operator logs would drown them."""
     import ray.data
 
-    context = ray.data.DataContext.get_current()
-    context.enable_progress_bars = False
-    context.print_on_execution_start = False
+    ray.data.DataContext.get_current().print_on_execution_start = False
     logging.getLogger("ray.data").setLevel(logging.WARNING)
 
 

@@ -117,6 +117,9 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
     torch.set_num_threads(loop.threads)
     context = ray.train.get_context()
     rank, world = context.get_world_rank(), context.get_world_size()
+    if rank == 0 and not log.handlers:  # worker processes have no logging set up; Ray forwards stderr
+        log.addHandler(logging.StreamHandler())
+        log.setLevel(logging.INFO)
     torch.manual_seed(child_seed(loop.seed, "init"))  # identical initial weights on every rank
     spec = SurrogateSpec(loop.model, loop.init, meta=loop.meta)
     net = spec.build()
@@ -147,7 +150,8 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
         history.append({"epoch": epoch, "train_loss": train_loss, "val_wmae": val_wmae,
                         "seconds": time.perf_counter() - start})  # fmt: skip
         if rank == 0:
-            log.info("epoch %d train_loss %.5f val_wmae %.5f", epoch, train_loss, val_wmae)
+            log.info("epoch %d/%d train_loss %.5f val_wmae %.5f (%.1fs)", epoch + 1, settings.epochs, train_loss,
+                     val_wmae, history[-1]["seconds"])  # fmt: skip
         if settings.patience is not None and stale >= settings.patience:
             break
     _report(rank, net, best_state, spec, history)

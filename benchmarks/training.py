@@ -1,0 +1,139 @@
+"""Training throughput at N = 100: a plain in-process loop vs Ray Train with 1 and 2 workers.
+
+All three run the same epoch function (`raysurr.training._train_epoch`) on the same data, with the
+same total CPU threads (plain: one process with all threads; Ray Train: the threads split over the
+workers). Per-epoch samples/s excludes Ray Train's fixed start-up (worker group, process group,
+data shards, checkpoint), which is reported separately as `startup_s`.
+
+Prints one JSON object per line:
+    {"bench": "training", "model": "unet", "base_channels": 8, "mode": "ray_train", "workers": 2, ...}
+    {"bench": "training_ratio", "model": "unet", "base_channels": 8, "ray1_over_plain": ..., "ray2_over_plain": ...}
+
+Usage:
+    python benchmarks/training.py            # small and study widths of both models (~6 min on 2 cores)
+    python benchmarks/training.py --quick    # small widths, fewer samples
+    python benchmarks/training.py --gpu      # add GPU runs (plain and Ray Train, 1 worker)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from raysurr.config import ModelConfig, ResourcesConfig, TrainingConfig
+from raysurr.data.store import PartStore, samples_table
+from raysurr.models import build_model, count_parameters
+from raysurr.simulators import Diffusion2D
+
+GRID = 100
+
+
+def make_dataset(n: int, folder: Path) -> tuple[np.ndarray, np.ndarray]:
+    """n samples of diffusion2d at N = 100, written as Parquet parts (for Ray) and returned (for the plain loop)."""
+    sim = Diffusion2D(grid=GRID)
+    params = sim.sample(n, np.random.default_rng(0))
+    result, inputs = sim.simulate(params), sim.render(params)
+    store = PartStore(folder)
+    for start in range(0, n, 32):
+        part = slice(start, start + 32)
+        sub = type(result)(result.outputs[part], {k: v[part] for k, v in result.extras.items()})
+        store.write(samples_table(sim, np.arange(n)[part], params[part], inputs[part], sub, {}))
+    return inputs, result.outputs
+
+
+def plain_loop(model_cfg: ModelConfig, x: np.ndarray, y: np.ndarray, epochs: int, threads: int, device: str) -> float:
+    """Median per-epoch samples/s of the training epoch run in this process."""
+    from raysurr.training import _train_epoch
+
+    torch.set_num_threads(threads)
+    torch.manual_seed(0)
+    model = build_model(model_cfg, 1, 1).to(device)
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-4)
+    settings = TrainingConfig(batch_size=16)
+    xs, ys = torch.tensor(x, device=device), torch.tensor(y, device=device)
+    steps = math.ceil(len(xs) / settings.batch_size)
+    order = torch.Generator().manual_seed(0)
+    rates = []
+    for _ in range(epochs + 1):  # the first epoch warms up allocators and kernels
+        start = time.perf_counter()
+        model.train()
+        _train_epoch(model, optimizer, xs, ys, steps, settings.batch_size, order, settings, device == "cuda")
+        if device == "cuda":
+            torch.cuda.synchronize()
+        rates.append(len(xs) / (time.perf_counter() - start))
+    return float(np.median(rates[1:]))
+
+
+def ray_train(model_cfg: ModelConfig, folder: Path, epochs: int, workers: int, cpus: float, gpu: bool) -> dict:
+    from raysurr.scoring import read_samples
+    from raysurr.training import fit
+
+    data = read_samples(folder, ["input", "target"]).materialize()
+    datasets = {"train": data, "val": data.limit(16).materialize()}
+    resources = ResourcesConfig(train_workers=workers, cpus_per_train_worker=cpus, use_gpu=gpu)
+    with tempfile.TemporaryDirectory() as out:
+        start = time.perf_counter()
+        result = fit(datasets, model_cfg, (1, 1), TrainingConfig(epochs=epochs + 1, batch_size=16), resources, out, 0)
+        wall = time.perf_counter() - start
+    n = data.count()
+    epoch_s = [r["seconds"] for r in result.history]
+    return {"samples_per_s": float(np.median([n / s for s in epoch_s[1:]])), "startup_s": wall - sum(epoch_s)}
+
+
+def emit(**record: object) -> None:
+    print(json.dumps({k: round(v, 5) if isinstance(v, float) else v for k, v in record.items()}), flush=True)
+
+
+def bench(name: str, width: int, samples: int, epochs: int, cpus: int, gpu: bool) -> None:
+    model_cfg = ModelConfig(name=name, options={"base_channels": width})
+    params = count_parameters(build_model(model_cfg, 1, 1))
+    common = {"bench": "training", "model": name, "base_channels": width, "params": params, "grid": GRID,
+              "samples": samples}  # fmt: skip
+    with tempfile.TemporaryDirectory() as tmp:
+        x, y = make_dataset(samples, Path(tmp))
+        plain = plain_loop(model_cfg, x, y, epochs, cpus, "cpu")
+        emit(**common, mode="plain", device="cpu", workers=1, threads_per_worker=cpus, samples_per_s=plain)
+        rates = {}
+        for workers in (1, 2):
+            run = ray_train(model_cfg, Path(tmp), epochs, workers, cpus / workers, gpu=False)
+            rates[workers] = run["samples_per_s"]
+            emit(**common, mode="ray_train", device="cpu", workers=workers, threads_per_worker=cpus // workers, **run)
+        emit(bench="training_ratio", model=name, base_channels=width, ray1_over_plain=rates[1] / plain,
+             ray2_over_plain=rates[2] / plain)  # fmt: skip
+        if gpu:
+            plain_gpu = plain_loop(model_cfg, x, y, epochs, cpus, "cuda")
+            emit(**common, mode="plain", device="cuda", workers=1, samples_per_s=plain_gpu)
+            run = ray_train(model_cfg, Path(tmp), epochs, 1, 1, gpu=True)
+            emit(**common, mode="ray_train", device="cuda", workers=1, **run)
+            emit(bench="training_ratio", model=name, base_channels=width, device="cuda",
+                 ray1_over_plain=run["samples_per_s"] / plain_gpu, gpu_over_cpu=plain_gpu / plain)  # fmt: skip
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="small widths only, 64 samples")
+    parser.add_argument("--gpu", action="store_true", help="also run on the GPU")
+    args = parser.parse_args()
+    os.environ.setdefault("RAYSURR_DASHBOARD", "0")
+    from raysurr.runtime import connect
+
+    cpus = os.cpu_count() or 2
+    connect(num_cpus=cpus)
+    emit(bench="machine", cpus=cpus, torch=torch.__version__, cuda=torch.cuda.is_available())
+    cases = [("unet", 8, 64 if args.quick else 256, 2), ("autoencoder", 8, 64 if args.quick else 256, 2)]
+    if not args.quick:
+        cases += [("unet", 64, 32, 2), ("autoencoder", 64, 32, 2)]
+    for name, width, samples, epochs in cases:
+        bench(name, width, samples, epochs, cpus, args.gpu)
+
+
+if __name__ == "__main__":
+    main()
