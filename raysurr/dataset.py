@@ -19,7 +19,8 @@ import numpy as np
 import raysurr
 from raysurr.cli import add_address_argument, add_config_arguments, config_from_args, run, write_resolved_config
 from raysurr.data.dataset import FORMAT_VERSION, WHOLE, DatasetInfo, write_manifest
-from raysurr.data.store import PartStore, staged_directory
+from raysurr.data.labels import LabelStore
+from raysurr.data.store import staged_directory
 from raysurr.errors import ConfigError
 from raysurr.labeling import Labeler
 from raysurr.runtime import connect
@@ -78,12 +79,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(
             f"labelling {total} samples with {config.simulator.name} on {len(labeler.actors)} actors", file=sys.stderr
         )
-        offset = 0
+        offset, labeled, failed = 0, {}, 0
         for name, size in sizes.items():
             part = slice(offset, offset + size)
-            labeler.label(sample_ids[part], params[part], PartStore(stage if name == WHOLE else stage / name), name)
+            store = LabelStore(stage if name == WHOLE else stage / name, stage / "failures")
+            counts = labeler.label(sample_ids[part], params[part], store, name)
+            labeled[name], failed = counts["labeled"], failed + counts["failed"]
             offset += size
         labeler.close()
+        if failed:
+            print(f"{failed} samples failed; their records are in {args.out}/failures", file=sys.stderr)
         info = DatasetInfo(
             root=args.out,
             simulator=config.simulator.to_dict(),
@@ -91,15 +96,21 @@ def main(argv: Sequence[str] | None = None) -> int:
             input_shape=list(simulator.input_shape),
             output_shape=list(simulator.output_shape),
             extras=list(simulator.extras),
-            splits=sizes,
+            splits=labeled,
             seed=config.seed,
             format_version=FORMAT_VERSION,
-            meta={"raysurr": raysurr.__version__, "host": platform.node(), "created": time.time()},
+            meta={
+                "raysurr": raysurr.__version__,
+                "host": platform.node(),
+                "created": time.time(),
+                "requested": sizes,
+                "failed": failed,
+            },
         )
         write_manifest(info, stage)
         write_resolved_config(config, stage)
     elapsed = time.perf_counter() - start
-    print(f"wrote {total} samples to {args.out} in {elapsed:.1f}s ({total / elapsed:.0f} samples/s)")
+    print(f"wrote {sum(labeled.values())} samples to {args.out} in {elapsed:.1f}s ({total / elapsed:.0f} samples/s)")
     return 0
 
 

@@ -1,8 +1,14 @@
-"""Labelling on Ray: a pool of simulator actors fed chunks of parameter sets.
+"""The labelling service: a fault-tolerant pool of simulator actors.
 
 Each `SimulatorActor` builds its simulator once (expensive set-up happens once per actor) and
-labels chunks. The `Labeler` keeps a bounded number of chunks in flight per actor, takes results in
-the order they finish, and writes each finished chunk to the store before anything else sees it.
+labels chunks of parameter sets. A simulator exception or a non-finite output fails only the
+offending samples: the actor re-runs a failing chunk one sample at a time to isolate them.
+
+The `Labeler` keeps a bounded number of chunks in flight per actor, takes results as they finish,
+and writes each one to the `LabelStore` before anything else sees it. It replaces an actor whose
+process died (and retries its chunk, split in halves so a sample that kills its process ends up
+alone), kills and replaces an actor that runs past the per-sample timeout, and never simulates a
+sample id that the store already holds (labelled or failed), so a restarted run resumes.
 """
 
 from __future__ import annotations
@@ -11,15 +17,21 @@ import socket
 import time
 from collections import deque
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import ray
+from ray.exceptions import RayActorError, RayTaskError
 
 from raysurr.config import LabelingConfig, ResourcesConfig, SimulatorConfig, load_plugins
-from raysurr.data.store import PartStore, samples_table
+from raysurr.data.labels import LabelStore
+from raysurr.data.store import samples_table
+from raysurr.errors import SimulationError
 from raysurr.progress import Progress
+from raysurr.records import ChunkResult, FailureRecord
 from raysurr.runtime import thread_env
-from raysurr.simulators import AbstractSimulator, build_simulator, run_simulation
+from raysurr.simulators import AbstractSimulator, build_simulator
+from raysurr.simulators.base import check_shapes, finite_rows
 
 
 class SimulatorActor:
@@ -29,21 +41,56 @@ class SimulatorActor:
         load_plugins(plugins)
         self.simulator: AbstractSimulator = build_simulator(config)
         self.node = socket.gethostname()
-        self.actor_id = ray.get_runtime_context().get_actor_id() or "local"
+        actor_id = ray.get_runtime_context().get_actor_id() if ray.is_initialized() else None
+        self.actor_id = (actor_id or "local")[:12]
 
-    def label(self, sample_ids: np.ndarray, params: np.ndarray):
-        """Render and simulate a chunk; returns a samples table with provenance columns."""
+    def label(self, sample_ids: np.ndarray, params: np.ndarray, attempt: int = 1) -> ChunkResult:
+        """Simulate a chunk; returns the labelled rows and a failure record per failed sample."""
         start = time.perf_counter()
-        simulation = run_simulation(self.simulator, params, sample_ids)
-        inputs = self.simulator.render(params)
-        n = len(sample_ids)
+        try:
+            checked = self.simulator.check_parameters(params)
+            result = self.simulator.simulate(checked)
+            check_shapes(self.simulator, result, sample_ids)
+        except Exception as exc:  # any simulator error: isolate it rather than fail the chunk
+            if len(sample_ids) > 1:
+                return self._one_by_one(sample_ids, params, attempt)
+            return ChunkResult(None, [self._failure(sample_ids[0], "exception", exc, attempt, start)])
+        good = finite_rows(result)
+        wall = (time.perf_counter() - start) / len(sample_ids)
+        failures = [
+            self._failure(sample_ids[i], "non_finite", ValueError("non-finite output"), attempt, start)
+            for i in np.flatnonzero(~good)
+        ]
+        if not good.any():
+            return ChunkResult(None, failures)
+        kept = type(result)(result.outputs[good], {k: np.asarray(v)[good] for k, v in result.extras.items()})
+        n = int(good.sum())
         provenance = {
             "fidelity": [self.simulator.fidelity] * n,
-            "wall_s": np.full(n, (time.perf_counter() - start) / max(n, 1)),
+            "wall_s": np.full(n, wall),
+            "attempts": np.full(n, attempt, dtype=np.int64),
             "node": [self.node] * n,
+            "actor": [self.actor_id] * n,
             "labeled_at": np.full(n, time.time()),
         }
-        return samples_table(self.simulator, sample_ids, params, inputs, simulation, provenance)
+        inputs = self.simulator.render(checked[good])
+        return ChunkResult(samples_table(self.simulator, sample_ids[good], checked[good], inputs, kept, provenance),
+                           failures)  # fmt: skip
+
+    def _one_by_one(self, sample_ids: np.ndarray, params: np.ndarray, attempt: int) -> ChunkResult:
+        import pyarrow as pa
+
+        parts = [self.label(sample_ids[i : i + 1], params[i : i + 1], attempt) for i in range(len(sample_ids))]
+        tables = [p.table for p in parts if p.table is not None]
+        return ChunkResult(pa.concat_tables(tables) if tables else None, [f for p in parts for f in p.failures])
+
+    def _failure(self, sample_id, reason: str, exc: BaseException, attempt: int, start: float) -> FailureRecord:
+        message = str(exc).strip().replace("\n", " | ")[-2000:] or type(exc).__name__
+        return FailureRecord(int(sample_id), reason, type(exc).__name__, message, attempt, self.node, self.actor_id,
+                             time.perf_counter() - start, time.time())  # fmt: skip
+
+    def ping(self) -> str:
+        return self.actor_id
 
 
 def simulator_actor_count(resources: ResourcesConfig) -> int:
@@ -69,11 +116,40 @@ def actor_options(resources: ResourcesConfig) -> dict:
     return options
 
 
-class Labeler:
-    """Labels samples on a pool of `SimulatorActor`s and writes each finished chunk to a store.
+@dataclass
+class _Chunk:
+    sample_ids: np.ndarray
+    params: np.ndarray
+    attempt: int = 1
 
-    Build it once (the actors start then) and call `label` per batch of samples; `close` stops
-    the actors. Needs a connected Ray (`raysurr.runtime.connect`).
+    def halves(self) -> list[_Chunk]:
+        middle = len(self.sample_ids) // 2
+        return [
+            _Chunk(self.sample_ids[s], self.params[s], self.attempt + 1)
+            for s in (slice(0, middle), slice(middle, None))
+        ]
+
+    def singles(self) -> list[_Chunk]:
+        return [_Chunk(self.sample_ids[i : i + 1], self.params[i : i + 1], self.attempt) for i in range(len(self))]
+
+    def __len__(self) -> int:
+        return len(self.sample_ids)
+
+
+@dataclass
+class _Slot:
+    """One actor and the chunks it has been sent, in the order it runs them."""
+
+    actor: ray.actor.ActorHandle
+    queue: deque  # of (ref, chunk)
+    started: float = 0.0  # when the head of the queue began to run
+
+
+class Labeler:
+    """Labels samples on a pool of `SimulatorActor`s, writing each finished chunk to a `LabelStore`.
+
+    Build it once (the actors start then), call `label` for each batch of samples, and `close`
+    to stop the actors. Needs a connected Ray (`raysurr.runtime.connect`).
     """
 
     def __init__(
@@ -82,41 +158,136 @@ class Labeler:
         plugins: Sequence[str],
         labeling: LabelingConfig,
         resources: ResourcesConfig,
+        actors: int | None = None,
     ) -> None:
         self.labeling = labeling
-        remote = ray.remote(SimulatorActor).options(**actor_options(resources))
-        self.actors = [remote.remote(simulator, tuple(plugins)) for _ in range(simulator_actor_count(resources))]
+        self._remote = ray.remote(SimulatorActor).options(**actor_options(resources))
+        self._args = (simulator, tuple(plugins))
+        count = actors if actors is not None else simulator_actor_count(resources)
+        self.slots = [_Slot(actor, deque()) for actor in self._start(count)]
+        self.replaced = 0
 
-    def label(self, sample_ids: np.ndarray, params: np.ndarray, store: PartStore, phase: str = "label") -> int:
-        """Label every sample; returns how many were written.
+    def _start(self, count: int) -> list:
+        """Start actors and wait until each has built its simulator, so that set-up time never
+        counts against a sample's timeout and a simulator that cannot be built fails here."""
+        actors = [self._remote.remote(*self._args) for _ in range(count)]
+        try:
+            ray.get([actor.ping.remote() for actor in actors])
+        except (RayTaskError, RayActorError) as exc:
+            for actor in actors:
+                ray.kill(actor)
+            lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+            raise SimulationError(f"simulator actors could not start: {lines[-1] if lines else exc!r}") from None
+        return actors
+
+    @property
+    def actors(self) -> list:
+        return [slot.actor for slot in self.slots]
+
+    def label(self, sample_ids: np.ndarray, params: np.ndarray, store: LabelStore, phase: str = "label") -> dict:
+        """Label every sample not yet in the store.
 
         Args:
             sample_ids: [n] int64.
             params: [n, P] float64 parameter sets in the simulator's column order.
-            store: where each finished chunk is written, before this returns anything.
+            store: where each finished chunk goes, before anything else sees it.
+
+        Returns:
+            {"labeled": newly labelled, "failed": new failure records, "skipped": already stored}.
         """
+        sample_ids = np.asarray(sample_ids, dtype=np.int64)
+        known = store.labeled_ids() | store.failed_ids()
+        todo = np.array([i not in known for i in sample_ids.tolist()], dtype=bool)
         size = self.labeling.chunk_size
-        chunks = deque((sample_ids[i : i + size], params[i : i + size]) for i in range(0, len(sample_ids), size))
-        capacity = {i: self.labeling.in_flight_per_actor for i in range(len(self.actors))}
-        pending: dict[ray.ObjectRef, tuple[int, int]] = {}  # ref -> (actor index, samples)
-        progress = Progress(phase, total=len(sample_ids))
-        written = 0
-        while chunks or pending:
-            for index in capacity:
-                while capacity[index] > 0 and chunks:
-                    ids, chunk_params = chunks.popleft()
-                    pending[self.actors[index].label.remote(ids, chunk_params)] = (index, len(ids))
-                    capacity[index] -= 1
-            (ready,), _ = ray.wait(list(pending), num_returns=1)
-            capacity[pending.pop(ready)[0]] += 1
-            table = ray.get(ready)
-            store.write(table)
-            written += table.num_rows
-            progress.update(done=table.num_rows, in_flight=sum(n for _, n in pending.values()))
+        ids, params = sample_ids[todo], np.asarray(params)[todo]
+        waiting = deque(_Chunk(ids[i : i + size], params[i : i + size]) for i in range(0, len(ids), size))
+        progress = Progress(phase, total=len(ids))
+        counts = {"labeled": 0, "failed": 0, "skipped": int((~todo).sum())}
+        while waiting or any(slot.queue for slot in self.slots):
+            self._dispatch(waiting)
+            for result in self._collect(waiting):
+                store.write(result.table, result.failures)
+                counts["labeled"] += result.done
+                counts["failed"] += len(result.failures)
+                progress.update(done=result.done, failed=len(result.failures), in_flight=self._in_flight())
         progress.close()
-        return written
+        return counts
+
+    def _in_flight(self) -> int:
+        return sum(len(chunk.sample_ids) for slot in self.slots for _, chunk in slot.queue)
+
+    def _dispatch(self, waiting: deque) -> None:
+        for slot in self.slots:
+            while waiting and len(slot.queue) < self.labeling.in_flight_per_actor:
+                chunk = waiting.popleft()
+                if not slot.queue:
+                    slot.started = time.monotonic()
+                slot.queue.append((slot.actor.label.remote(chunk.sample_ids, chunk.params, chunk.attempt), chunk))
+
+    def _collect(self, waiting: deque) -> list[ChunkResult]:
+        """Wait for the next finished chunk (or the next deadline) and handle what happened."""
+        heads = {slot.queue[0][0]: slot for slot in self.slots if slot.queue}
+        ready, _ = ray.wait(list(heads), num_returns=1, timeout=self._wait_s())
+        if not ready:
+            return self._expire_overdue(waiting)
+        slot = heads[ready[0]]
+        ref, chunk = slot.queue.popleft()
+        slot.started = time.monotonic()
+        try:
+            return [ray.get(ref)]
+        except RayActorError:
+            return self._actor_died(slot, chunk, waiting)
+
+    def _wait_s(self) -> float | None:
+        if self.labeling.timeout_s is None:
+            return None
+        deadlines = [self._deadline(slot) for slot in self.slots if slot.queue]
+        return max(0.0, min(deadlines) - time.monotonic()) if deadlines else None
+
+    def _deadline(self, slot: _Slot) -> float:
+        return slot.started + self.labeling.timeout_s * len(slot.queue[0][1].sample_ids)
+
+    def _expire_overdue(self, waiting: deque) -> list[ChunkResult]:
+        """Kill actors whose running chunk is past its deadline; isolate the slow samples."""
+        results = []
+        for slot in self.slots:
+            if not slot.queue or time.monotonic() < self._deadline(slot):
+                continue
+            _, chunk = slot.queue.popleft()
+            self._replace(slot, waiting)
+            if len(chunk.sample_ids) > 1:  # one at a time: each slow sample then costs one timeout
+                waiting.extendleft(reversed(chunk.singles()))
+            else:
+                error = TimeoutError(f"ran past the per-sample timeout of {self.labeling.timeout_s}s; actor replaced")
+                results.append(ChunkResult(None, [_driver_failure(chunk, "timeout", error)]))
+        return results
+
+    def _actor_died(self, slot: _Slot, chunk: _Chunk, waiting: deque) -> list[ChunkResult]:
+        """The running chunk's process died: retry it in halves on a fresh actor, or give up on a lone sample."""
+        self._replace(slot, waiting)
+        if len(chunk.sample_ids) > 1:
+            waiting.extendleft(reversed(chunk.halves()))
+        elif chunk.attempt <= self.labeling.max_retries:
+            waiting.appendleft(_Chunk(chunk.sample_ids, chunk.params, chunk.attempt + 1))
+        else:
+            error = RuntimeError(f"the simulator process died on each of {chunk.attempt} attempts")
+            return [ChunkResult(None, [_driver_failure(chunk, "crash", error)])]
+        return []
+
+    def _replace(self, slot: _Slot, waiting: deque) -> None:
+        """Kill a slot's actor, requeue the chunks that had not started, and start a fresh actor."""
+        ray.kill(slot.actor, no_restart=True)
+        waiting.extendleft(reversed([chunk for _, chunk in slot.queue]))
+        slot.queue.clear()
+        (slot.actor,) = self._start(1)
+        self.replaced += 1
 
     def close(self) -> None:
-        for actor in self.actors:
-            ray.kill(actor)
-        self.actors = []
+        for slot in self.slots:
+            ray.kill(slot.actor, no_restart=True)
+        self.slots = []
+
+
+def _driver_failure(chunk: _Chunk, reason: str, error: BaseException) -> FailureRecord:
+    return FailureRecord(int(chunk.sample_ids[0]), reason, type(error).__name__, str(error), chunk.attempt,
+                         failed_at=time.time())  # fmt: skip

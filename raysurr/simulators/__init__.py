@@ -10,6 +10,7 @@ from raysurr.simulators.base import (
     register_simulator,
     run_simulation,
 )
+from raysurr.simulators.command import CommandSimulator
 from raysurr.simulators.diffusion2d import Diffusion2D
 
 
@@ -21,6 +22,7 @@ def build_simulator(config: SimulatorConfig) -> AbstractSimulator:
 __all__ = [
     "SIMULATORS",
     "AbstractSimulator",
+    "CommandSimulator",
     "Diffusion2D",
     "Parameter",
     "Simulation",

@@ -135,6 +135,24 @@ def run_simulation(simulator: AbstractSimulator, params: np.ndarray, sample_ids:
 
 def check_simulation(simulator: AbstractSimulator, result: Simulation, sample_ids: Sequence[int]) -> None:
     """Raise SimulationError unless `result` holds one finite float32 output per sample id."""
+    check_shapes(simulator, result, sample_ids)
+    finite = finite_rows(result)
+    if not finite.all():
+        bad = [int(sample_ids[i]) for i in np.flatnonzero(~finite)]
+        raise SimulationError(f"non-finite output for sample(s) {bad[:10]}", tuple(bad))
+
+
+def finite_rows(result: Simulation) -> np.ndarray:
+    """[n] bool: which samples have only finite outputs and extras."""
+    n = len(result.outputs)
+    finite = np.isfinite(result.outputs.reshape(n, -1)).all(axis=1)
+    for values in result.extras.values():
+        finite &= np.isfinite(np.asarray(values, dtype=np.float64))
+    return finite
+
+
+def check_shapes(simulator: AbstractSimulator, result: Simulation, sample_ids: Sequence[int]) -> None:
+    """Raise SimulationError unless outputs and extras have the declared shapes and dtype."""
     n = len(sample_ids)
     outputs = result.outputs
     expected = (n, *simulator.output_shape)
@@ -147,12 +165,7 @@ def check_simulation(simulator: AbstractSimulator, result: Simulation, sample_id
         raise SimulationError(
             f"simulator returned extras {sorted(result.extras)}, declared {sorted(simulator.extras)}", tuple(sample_ids)
         )
-    finite = np.isfinite(outputs.reshape(n, -1)).all(axis=1)
     for name, values in result.extras.items():
         values = np.asarray(values)
         if values.shape != (n,):
             raise SimulationError(f"extra {name!r} has shape {list(values.shape)}, expected [{n}]", tuple(sample_ids))
-        finite &= np.isfinite(values)
-    if not finite.all():
-        bad = [int(sample_ids[i]) for i in np.flatnonzero(~finite)]
-        raise SimulationError(f"non-finite output for sample(s) {bad[:10]}", tuple(bad))

@@ -1,0 +1,83 @@
+"""The labelling service on a local Ray, with simulators that misbehave on chosen ids."""
+
+from __future__ import annotations
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+
+from raysurr.config import LabelingConfig, ResourcesConfig, SimulatorConfig
+from raysurr.data.labels import LabelStore
+from raysurr.errors import SimulationError
+from raysurr.labeling import Labeler
+
+pytestmark = pytest.mark.timeout(240)
+
+PLUGINS = ("tests.labeling_sims",)
+RESOURCES = ResourcesConfig(simulators=2)
+
+
+def misbehaving(**options) -> SimulatorConfig:
+    return SimulatorConfig(name="misbehaving", options=options)
+
+
+def stored(store: LabelStore) -> tuple[list[int], dict[int, str]]:
+    ids = store.labels.read(["sample_id"]).column(0).to_pylist() if store.labels.parts() else []
+    failures = store.read_failures().to_pylist()
+    return ids, {row["sample_id"]: row["reason"] for row in failures}
+
+
+def test_every_good_id_once_every_bad_id_recorded(ray_local, tmp_path):
+    ids = np.arange(40)
+    bad = {"raise_on": [3, 17], "nan_on": [5, 22], "hang_on": [9], "die_on": [13, 30]}
+    config = LabelingConfig(chunk_size=8, timeout_s=1.5, max_retries=1)
+    labeler = Labeler(misbehaving(**bad), PLUGINS, config, RESOURCES)
+    store = LabelStore(tmp_path / "labels", tmp_path / "failures")
+    counts = labeler.label(ids, ids[:, None].astype(float), store)
+    labeler.close()
+    labeled, failures = stored(store)
+    expected_bad = {3: "exception", 17: "exception", 5: "non_finite", 22: "non_finite", 9: "timeout",
+                    13: "crash", 30: "crash"}  # fmt: skip
+    assert failures == expected_bad
+    assert sorted(labeled) == sorted(set(range(40)) - set(expected_bad))  # each good id exactly once
+    assert counts == {"labeled": 33, "failed": 7, "skipped": 0}
+    assert labeler.replaced >= 3  # the hung actor and each crash
+
+
+def test_failure_records_carry_provenance(ray_local, tmp_path):
+    labeler = Labeler(misbehaving(raise_on=[1]), PLUGINS, LabelingConfig(chunk_size=4), RESOURCES)
+    store = LabelStore(tmp_path / "l", tmp_path / "f")
+    labeler.label(np.arange(4), np.arange(4.0)[:, None], store)
+    labeler.close()
+    (record,) = store.read_failures().to_pylist()
+    assert record["reason"] == "exception" and record["error_type"] == "RuntimeError"
+    assert record["message"] == "cannot simulate x=1" and record["node"] and record["actor"]
+    table = store.labels.read()
+    assert set(table.column_names) >= {"fidelity", "wall_s", "attempts", "node", "actor", "labeled_at"}
+    values = table.sort_by("sample_id").column("target").combine_chunks().to_numpy_ndarray()
+    assert [float(v.max()) for v in values] == [0.0, 2.0, 3.0]
+
+
+def test_restart_over_a_half_written_store_simulates_nothing_stored(ray_local, tmp_path):
+    ids = np.arange(24)
+    params = ids[:, None].astype(float)
+    store = LabelStore(tmp_path / "labels", tmp_path / "failures")
+    first = Labeler(misbehaving(), PLUGINS, LabelingConfig(chunk_size=4), RESOURCES)
+    first.label(ids[:12], params[:12], store)
+    first.close()
+    (tmp_path / "labels" / ".part-000099.parquet.dead.tmp").write_bytes(b"interrupted write")
+    # The second labeller's simulator kills its process on every id the store holds already:
+    # any re-simulation would show up as a crash record.
+    second = Labeler(misbehaving(die_on=list(range(12))), PLUGINS, LabelingConfig(chunk_size=4), RESOURCES)
+    counts = second.label(ids, params, store)
+    second.close()
+    labeled, failures = stored(store)
+    assert counts == {"labeled": 12, "failed": 0, "skipped": 12}
+    assert failures == {} and sorted(labeled) == list(range(24))
+    assert second.replaced == 0
+    assert all(pq.read_table(p).num_rows for p in store.labels.parts())
+
+
+def test_simulator_that_cannot_be_built_fails_fast(ray_local):
+    with pytest.raises(SimulationError, match="simulator actors could not start: .*unknown option 'bogus'"):
+        Labeler(misbehaving(bogus=1), PLUGINS, LabelingConfig(), RESOURCES)
