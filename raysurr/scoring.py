@@ -1,7 +1,8 @@
-"""Batch inference on Ray Data: a callable class per actor loads the checkpoint once.
+"""Batch inference on Ray Data: a callable class per actor loads the checkpoint(s) once.
 
 `read_samples` opens a Parquet folder as a Ray Dataset; `evaluate` computes the study's metrics
-per sample on an actor pool and averages them. Only small per-sample rows come back to the driver.
+per sample; `score_pool` scores the unlabelled candidates for an acquisition function. Both run on
+an actor pool, and only small per-sample rows (ids, metrics, scores) come back to the driver.
 """
 
 from __future__ import annotations
@@ -14,8 +15,9 @@ import ray
 import ray.data
 import torch
 
-from raysurr.config import ResourcesConfig, TrainingConfig
+from raysurr.config import AcquisitionConfig, ResourcesConfig, SimulatorConfig, TrainingConfig, load_plugins
 from raysurr.models.losses import per_sample_weighted_mae, roi_mae
+from raysurr.seeding import child_seed
 
 METRICS = ("wmae", "mae_all", "mae_source", "mae_field")
 
@@ -73,3 +75,96 @@ def evaluate(
     frame = rows.to_pandas()
     out = {name: float(np.nanmean(frame[name])) if len(frame) else math.nan for name in METRICS}
     return {**out, "n": len(frame)}
+
+
+class PoolScorer:
+    """Scores candidate parameter sets; used as a `map_batches` class (or called directly in-process).
+
+    Loads the checkpoints and builds the simulator once per actor; per batch it drops candidates
+    already labelled, renders their inputs, and returns `sample_id`, `score` and, for functions
+    that select on model features, `vector`.
+    """
+
+    def __init__(
+        self,
+        acquisition: AcquisitionConfig,
+        checkpoints: list[str],
+        simulator: SimulatorConfig,
+        plugins: tuple[str, ...] = (),
+        exclude: np.ndarray | None = None,
+        seed: int = 0,
+        threads: int = 1,
+    ) -> None:
+        from raysurr.acquisition import build_acquisition
+        from raysurr.models.checkpoint import load_surrogate
+        from raysurr.simulators import build_simulator
+
+        load_plugins(plugins)
+        torch.set_num_threads(threads)
+        self.device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        self.acquisition = build_acquisition(acquisition)
+        self.models = [load_surrogate(path, self.device) for path in checkpoints]
+        self.simulator = build_simulator(simulator)
+        self.exclude = np.asarray(exclude if exclude is not None else [], dtype=np.int64)
+        self.seed = seed
+
+    @torch.no_grad()
+    def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        keep = ~np.isin(batch["sample_id"], self.exclude)
+        ids = np.asarray(batch["sample_id"])[keep]
+        params = np.column_stack([np.asarray(batch[name])[keep] for name in self.simulator.parameter_names])
+        out: dict[str, np.ndarray] = {"sample_id": ids}
+        if not len(ids):
+            return {**out, "score": np.empty(0), **({"vector": np.empty((0, 1))} if self._features else {})}
+        x = torch.tensor(self.simulator.render(params), device=self.device)
+        torch.manual_seed(child_seed(self.seed, "score", int(ids[0])))  # MC dropout: the same masks for the same batch
+        scores = self.acquisition.score_batch(self.models, x)
+        out["score"] = np.zeros(len(ids)) if scores is None else scores.double().cpu().numpy()
+        if self._features:
+            out["vector"] = self.models[0].features(x).double().cpu().numpy()
+        return out
+
+    @property
+    def _features(self) -> bool:
+        return self.acquisition.vectors == "features"
+
+
+def score_pool(
+    pool: str | Path,
+    scorer: dict,
+    resources: ResourcesConfig,
+    batch_size: int = 64,
+) -> dict[str, np.ndarray]:
+    """Score the unlabelled rows of a candidate pool on a Ray Data actor pool.
+
+    Args:
+        pool: Parquet folder or file with `sample_id` and the simulator's parameter columns.
+        scorer: keyword arguments of `PoolScorer` (acquisition, checkpoints, simulator, plugins, exclude, seed).
+        resources: `score_actors` sets the actor pool; `use_gpu` gives each actor a GPU.
+
+    Returns:
+        {"sample_id": [N], "score": [N], "vector": [N, F] if the function selects on features},
+        sorted by sample_id. Only these small arrays reach the driver.
+    """
+    actors = resources.score_actors
+    # Candidates are parameter rows (small): read them before the actors take the CPUs, or the
+    # read tasks could wait forever behind an actor pool that fills a small machine.
+    # Several blocks per actor, so that every actor has work.
+    dataset = ray.data.read_parquet(str(pool)).repartition(4 * actors).materialize()
+    rows = dataset.map_batches(
+        PoolScorer,
+        fn_constructor_kwargs=scorer,
+        batch_size=batch_size,
+        compute=ray.data.ActorPoolStrategy(size=actors),
+        num_cpus=1,
+        num_gpus=1 if resources.use_gpu else 0,
+    )
+    columns: dict[str, list] = {}
+    for batch in rows.iter_batches(batch_size=4096, batch_format="numpy"):
+        for name, values in batch.items():
+            columns.setdefault(name, []).append(values)
+    out = {name: np.concatenate(parts) for name, parts in columns.items()}
+    if not out:
+        return {"sample_id": np.empty(0, dtype=np.int64), "score": np.empty(0)}
+    order = np.argsort(out["sample_id"], kind="stable")
+    return {name: values[order] for name, values in out.items()}

@@ -60,6 +60,14 @@ def samples_table(
     return pa.table(columns)
 
 
+def parameters_table(simulator: AbstractSimulator, sample_ids: Sequence[int], params: np.ndarray) -> pa.Table:
+    """A candidate pool on disk: `sample_id` and one column per parameter (inputs are rendered when needed)."""
+    columns: dict[str, pa.Array] = {"sample_id": pa.array(np.asarray(sample_ids, dtype=np.int64))}
+    for j, p in enumerate(simulator.parameters):
+        columns[p.name] = pa.array(params[:, j].astype(np.int64) if p.integer else params[:, j].astype(np.float64))
+    return pa.table(columns)
+
+
 def write_table(table: pa.Table, path: Path) -> Path:
     """Write `table` to `path` atomically (hidden temporary file, then rename)."""
     path = Path(path)

@@ -63,6 +63,10 @@ class Autoencoder(nn.Module):
         self.decoder = nn.Sequential(*decoder)
         self.output = PaddedConv2d(widths[0], out_channels, 3, padding)
 
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """The encoder's output averaged over space: [n, base * 2**(depth-1)] (for Core-Set)."""
+        return self.encoder(x).mean(dim=(-2, -1))
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         size = x.shape[-2:]
         pools = sum(isinstance(m, nn.AvgPool2d) for m in self.encoder)

@@ -61,6 +61,12 @@ class Surrogate(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.transform.inverse(self.model(x))
 
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """Latent features per sample, [n, F], if the architecture defines them."""
+        if not hasattr(self.model, "features"):
+            raise CheckpointError(f"model {type(self.model).__name__} has no features(); coreset needs one")
+        return self.model.features(x)
+
 
 @dataclass(frozen=True)
 class SurrogateSpec:

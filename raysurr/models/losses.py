@@ -6,12 +6,16 @@ import torch
 
 
 def source_weight(target: torch.Tensor, w: float = 1.0, w2: float = 2000.0) -> torch.Tensor:
-    """1 + w2 · tanh(w · y): up-weights the few source pixels so the field does not drown them."""
-    return 1.0 + w2 * torch.tanh(w * target)
+    """1 + w2 · tanh(w · |y|): up-weights the few source pixels so the field does not drown them.
+
+    For the non-negative targets of the study this is exactly its weight; |y| keeps the weight
+    >= 1 for a simulator whose targets change sign.
+    """
+    return 1.0 + w2 * torch.tanh(w * target.abs())
 
 
 def weighted_mae(pred: torch.Tensor, target: torch.Tensor, w: float = 1.0, w2: float = 2000.0) -> torch.Tensor:
-    """mean((1 + w2 · tanh(w · y)) · |ŷ - y|) over every element: a scalar.
+    """mean((1 + w2 · tanh(w · |y|)) · |ŷ - y|) over every element: a scalar.
 
     Example:
         >>> y = torch.tensor([[0.0, 1.0]])

@@ -73,6 +73,12 @@ class UNet(nn.Module):
         self.up = nn.ModuleList(Up(widths[k + 1], widths[k], padding) for k in reversed(range(depth - 1)))
         self.head = nn.Conv2d(widths[0], out_channels, kernel_size=1)
 
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """The bottleneck's channels averaged over space: [n, base * 2**(depth-1)] (for Core-Set)."""
+        for k, level in enumerate(self.down):
+            x = level(F.max_pool2d(x, 2) if k else x)
+        return x.mean(dim=(-2, -1))
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         smallest = min(x.shape[-2:]) >> (len(self.down) - 1)
         if smallest < 2:
