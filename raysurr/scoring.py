@@ -114,6 +114,8 @@ class PoolScorer:
         ids = np.asarray(batch["sample_id"])[keep]
         params = np.column_stack([np.asarray(batch[name])[keep] for name in self.simulator.parameter_names])
         out: dict[str, np.ndarray] = {"sample_id": ids}
+        if not self.acquisition.models:  # random, diversity: nothing to compute per sample here
+            return {**out, "score": np.zeros(len(ids))}
         if not len(ids):
             return {**out, "score": np.empty(0), **({"vector": np.empty((0, 1))} if self._features else {})}
         x = torch.tensor(self.simulator.render(params), device=self.device)

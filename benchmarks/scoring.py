@@ -1,0 +1,119 @@
+"""Pool scoring throughput: Ray Data actor pools vs a plain in-process loop, per acquisition function.
+
+A pool of candidates at N = 100 (parameters on disk; inputs rendered by the scorer) is scored with a
+small U-Net. The plain loop runs the same `PoolScorer` in this process with as many torch threads
+as the Ray run has actors. `select_s` is the driver-side selection of B = 1,000 (for diversity:
+embedding plus greedy k-centre over the whole pool).
+
+Prints one JSON object per line:
+    {"bench": "scoring", "acquisition": "tod", "mode": "ray_data", "actors": 2, "samples_per_s": ...}
+    {"bench": "scoring_ratio", "acquisition": "tod", "ray1_over_plain1": ..., "ray2_over_plain2": ...}
+
+Usage:
+    python benchmarks/scoring.py             # 15,000 candidates
+    python benchmarks/scoring.py --quick     # 2,000 candidates
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from raysurr.acquisition import Candidates, build_acquisition
+from raysurr.config import AcquisitionConfig, ResourcesConfig, SimulatorConfig
+from raysurr.data.store import parameters_table, write_table
+from raysurr.models.checkpoint import SurrogateSpec, save_surrogate
+from raysurr.scoring import PoolScorer, score_pool
+from raysurr.simulators import build_simulator
+
+SIMULATOR = SimulatorConfig(options={"grid": 100})
+MODEL = {"in_channels": 1, "out_channels": 1, "base_channels": 8, "depth": 4}
+BATCH = 1000
+
+
+def setup(n: int, root: Path) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    sim = build_simulator(SIMULATOR)
+    ids, params = np.arange(n), sim.sample(n, np.random.default_rng(0))
+    (root / "pool").mkdir()
+    for i in range(0, n, 1000):
+        write_table(
+            parameters_table(sim, ids[i : i + 1000], params[i : i + 1000]), root / "pool" / f"part-{i:06d}.parquet"
+        )
+    spec = SurrogateSpec("unet", MODEL)
+    checkpoints = []
+    for seed in (0, 1):
+        torch.manual_seed(seed)
+        checkpoints.append(str(save_surrogate(spec.build(), spec, root / f"round{seed}")))
+    return ids, params, checkpoints
+
+
+def plain(kwargs: dict, ids: np.ndarray, params: np.ndarray, threads: int) -> tuple[float, np.ndarray]:
+    scorer = PoolScorer(**kwargs, threads=threads)
+    names = scorer.simulator.parameter_names
+    start, scores = time.perf_counter(), []
+    for i in range(0, len(ids), 64):
+        batch = {"sample_id": ids[i : i + 64], **{n: params[i : i + 64, j] for j, n in enumerate(names)}}
+        scores.append(scorer(batch)["score"])
+    return len(ids) / (time.perf_counter() - start), np.concatenate(scores)
+
+
+def select_seconds(name: str, ids: np.ndarray, params: np.ndarray, scores: np.ndarray) -> float:
+    sim = build_simulator(SIMULATOR)
+    start = time.perf_counter()
+    vectors = sim.embed(params) if name == "diversity" else None
+    labeled = vectors[:BATCH] if vectors is not None else None
+    pool_vectors = None if vectors is None else vectors[BATCH:]
+    candidates = Candidates(ids=ids[BATCH:], scores=scores[BATCH:], vectors=pool_vectors, labeled_vectors=labeled)
+    build_acquisition({"name": name}).select(candidates, BATCH, np.random.default_rng(0))
+    return time.perf_counter() - start
+
+
+def emit(**record: object) -> None:
+    print(json.dumps({k: round(v, 4) if isinstance(v, float) else v for k, v in record.items()}), flush=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--gpu", action="store_true", help="score on a GPU (Ray actors ask for one)")
+    args = parser.parse_args()
+    os.environ.setdefault("RAYSURR_DASHBOARD", "0")
+    from raysurr.runtime import connect
+
+    connect(num_cpus=os.cpu_count())
+    n = 2000 if args.quick else 15000
+    emit(bench="machine", cpus=os.cpu_count(), pool=n, model=MODEL, cuda=torch.cuda.is_available())
+    with tempfile.TemporaryDirectory() as tmp:
+        ids, params, checkpoints = setup(n, Path(tmp))
+        for name in ["random", "entropy", "tod", "diversity"]:
+            kwargs = {"acquisition": AcquisitionConfig(name=name), "checkpoints": checkpoints, "simulator": SIMULATOR}
+            rates = {}
+            for threads in (1, 2):
+                rates[f"plain{threads}"], scores = plain(kwargs, ids, params, threads)
+                emit(
+                    bench="scoring",
+                    acquisition=name,
+                    mode="plain",
+                    threads=threads,
+                    samples_per_s=rates[f"plain{threads}"],
+                )
+            for actors in (1, 2):
+                start = time.perf_counter()
+                score_pool(Path(tmp, "pool"), kwargs, ResourcesConfig(score_actors=actors, use_gpu=args.gpu))
+                rates[f"ray{actors}"] = n / (time.perf_counter() - start)
+                emit(bench="scoring", acquisition=name, mode="ray_data", actors=actors,
+                     samples_per_s=rates[f"ray{actors}"], includes="actor start-up and checkpoint loading")  # fmt: skip
+            emit(bench="scoring_ratio", acquisition=name, ray1_over_plain1=rates["ray1"] / rates["plain1"],
+                 ray2_over_plain2=rates["ray2"] / rates["plain2"], ray2_over_ray1=rates["ray2"] / rates["ray1"],
+                 select_s=select_seconds(name, ids, params, scores))  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
