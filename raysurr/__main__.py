@@ -16,10 +16,17 @@ from raysurr.registry import Registry
 
 def registries() -> dict[str, Registry]:
     """Every registry users can pick from by name, in the order `list` prints them."""
+    from raysurr.acquisition import ACQUISITIONS
+    from raysurr.models import MODELS
     from raysurr.simulators import SIMULATORS
     from raysurr.simulators.diffusion2d import SOLVERS
 
-    return {"simulators": SIMULATORS, "diffusion2d solvers": SOLVERS}
+    return {
+        "simulators": SIMULATORS,
+        "diffusion2d solvers": SOLVERS,
+        "models": MODELS,
+        "acquisition functions": ACQUISITIONS,
+    }
 
 
 def main(argv: Sequence[str] | None = None) -> int:

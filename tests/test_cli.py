@@ -36,7 +36,8 @@ def test_errors_are_one_line_with_status_2(tmp_path, args, message):
 def test_list_prints_every_registry():
     result = run_command("-m", "raysurr", "list")
     assert result.returncode == 0, result.stderr
-    assert "diffusion2d" in result.stdout and "transient" in result.stdout
+    for name in ["diffusion2d", "command", "transient", "unet", "autoencoder", "tod", "stochastic"]:
+        assert f"  {name} " in result.stdout, name
 
 
 def test_user_simulator_from_the_working_directory(tmp_path):
