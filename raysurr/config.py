@@ -102,10 +102,10 @@ class PoolConfig(Section):
     val: int = 4000
     test: int = 4000
     candidates: str | None = None  # a Parquet file/folder of the user's own candidate parameters
+    eval_cache: str | None = None  # where val/test sets are cached; default: .eval-cache beside the run folder
 
     def __post_init__(self) -> None:
-        self._positive("size", "initial")
-        self._positive("val", "test", allow_zero=True)
+        self._positive("size", "initial", "val", "test")
         _require(self.initial <= self.size, "pool.initial", f"must be <= pool.size ({self.size}), got {self.initial}")
 
 

@@ -18,6 +18,7 @@ import numpy as np
 
 import raysurr
 from raysurr.cli import add_address_argument, add_config_arguments, config_from_args, run, write_resolved_config
+from raysurr.config import Config
 from raysurr.data.dataset import FORMAT_VERSION, WHOLE, DatasetInfo, write_manifest
 from raysurr.data.labels import LabelStore
 from raysurr.data.store import staged_directory
@@ -68,50 +69,61 @@ def main(argv: Sequence[str] | None = None) -> int:
     extra += [f"seed={args.seed}"] if args.seed is not None else []
     config = config_from_args(args, extra)
     sizes = split_sizes(args.n, args.split)
-    simulator = build_simulator(config.simulator)  # validates options before Ray starts
-    total = sum(sizes.values())
-    params = simulator.check_parameters(simulator.sample(total, generator(config.seed, "dataset")))
-    sample_ids = np.arange(total, dtype=np.int64)
+    build_simulator(config.simulator)  # validates options before Ray starts
     start = time.perf_counter()
     with staged_directory(args.out, overwrite=args.overwrite) as stage:
         connect(args.address)
-        labeler = Labeler(config.simulator, config.plugins, config.labeling, config.resources)
-        print(
-            f"labelling {total} samples with {config.simulator.name} on {len(labeler.actors)} actors", file=sys.stderr
-        )
-        offset, labeled, failed = 0, {}, 0
-        for name, size in sizes.items():
-            part = slice(offset, offset + size)
-            store = LabelStore(stage if name == WHOLE else stage / name, stage / "failures")
-            counts = labeler.label(sample_ids[part], params[part], store, name)
-            labeled[name], failed = counts["labeled"], failed + counts["failed"]
-            offset += size
-        labeler.close()
-        if failed:
-            print(f"{failed} samples failed; their records are in {args.out}/failures", file=sys.stderr)
-        info = DatasetInfo(
-            root=args.out,
-            simulator=config.simulator.to_dict(),
-            parameters=list(simulator.parameter_names),
-            input_shape=list(simulator.input_shape),
-            output_shape=list(simulator.output_shape),
-            extras=list(simulator.extras),
-            splits=labeled,
-            seed=config.seed,
-            format_version=FORMAT_VERSION,
-            meta={
-                "raysurr": raysurr.__version__,
-                "host": platform.node(),
-                "created": time.time(),
-                "requested": sizes,
-                "failed": failed,
-            },
-        )
-        write_manifest(info, stage)
-        write_resolved_config(config, stage)
+        info = write_dataset(config, sizes, stage, "dataset")
     elapsed = time.perf_counter() - start
-    print(f"wrote {sum(labeled.values())} samples to {args.out} in {elapsed:.1f}s ({total / elapsed:.0f} samples/s)")
+    total = sum(info.splits.values())
+    print(f"wrote {total} samples to {args.out} in {elapsed:.1f}s ({total / elapsed:.0f} samples/s)")
     return 0
+
+
+def write_dataset(config: Config, sizes: dict[str, int], folder: Path, phase: str) -> DatasetInfo:
+    """Sample, label (on the connected Ray) and write a dataset's splits, manifest and config into `folder`.
+
+    The parameter sets come from `generator(config.seed, phase)`; sample ids are 0..total-1 in
+    split order.
+    """
+    simulator = build_simulator(config.simulator)
+    total = sum(sizes.values())
+    params = simulator.check_parameters(simulator.sample(total, generator(config.seed, phase)))
+    sample_ids = np.arange(total, dtype=np.int64)
+    labeler = Labeler(config.simulator, config.plugins, config.labeling, config.resources)
+    print(f"labelling {total} samples with {config.simulator.name} on {len(labeler.actors)} actors", file=sys.stderr)
+    offset, labeled, failed = 0, {}, 0
+    for name, size in sizes.items():
+        part = slice(offset, offset + size)
+        store = LabelStore(folder if name == WHOLE else folder / name, folder / "failures")
+        counts = labeler.label(sample_ids[part], params[part], store, name)
+        labeled[name], failed = counts["labeled"], failed + counts["failed"]
+        offset += size
+    labeler.close()
+    if failed:
+        print(f"{failed} samples failed; their records are in the dataset's failures/ folder", file=sys.stderr)
+    info = DatasetInfo(
+        root=folder,
+        simulator=config.simulator.to_dict(),
+        parameters=list(simulator.parameter_names),
+        input_shape=list(simulator.input_shape),
+        output_shape=list(simulator.output_shape),
+        extras=list(simulator.extras),
+        splits=labeled,
+        seed=config.seed,
+        format_version=FORMAT_VERSION,
+        meta={
+            "raysurr": raysurr.__version__,
+            "host": platform.node(),
+            "created": time.time(),
+            "requested": sizes,
+            "failed": failed,
+            "phase": phase,
+        },
+    )
+    write_manifest(info, folder)
+    write_resolved_config(config, folder)
+    return info
 
 
 if __name__ == "__main__":

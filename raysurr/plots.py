@@ -39,3 +39,22 @@ def plot_predictions(inputs: np.ndarray, targets: np.ndarray, preds: np.ndarray,
     fig.savefig(path, dpi=80)
     plt.close(fig)
     return path
+
+
+def plot_learning_curve(rows: list[dict], path: str | Path) -> Path:
+    """Test weighted MAE (left) and region MAEs (right) against the number of labels, one point per round."""
+    labels = [row["n_labeled"] for row in rows]
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
+    left.plot(labels, [row["test_wmae"] for row in rows], "o-", label="test")
+    left.plot(labels, [row["val_wmae"] for row in rows], "s--", label="validation", alpha=0.7)
+    left.set(xlabel="labelled samples", ylabel="weighted MAE", title="weighted MAE")
+    left.legend()
+    for key, name in [("test_mae_all", "all pixels"), ("test_mae_source", "source"), ("test_mae_field", "field")]:
+        right.plot(labels, [row[key] for row in rows], "o-", label=name)
+    right.set(xlabel="labelled samples", ylabel="MAE", title="test MAE by region", yscale="log")
+    right.legend()
+    fig.tight_layout()
+    path = Path(path)
+    fig.savefig(path, dpi=80)
+    plt.close(fig)
+    return path

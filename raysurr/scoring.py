@@ -64,13 +64,24 @@ def evaluate(
         {"wmae", "mae_all", "mae_source", "mae_field", "n"}; region means skip samples without
         pixels of that region.
     """
-    rows = dataset.select_columns(["sample_id", "input", "target"]).map_batches(
-        SampleMetrics,
-        fn_constructor_kwargs={"checkpoint": str(checkpoint), "loss_w": training.loss_w, "loss_w2": training.loss_w2},
-        batch_size=64,
-        compute=ray.data.ActorPoolStrategy(size=resources.score_actors),
-        num_cpus=1,
-        num_gpus=1 if resources.use_gpu else 0,
+    # Read before the actors take the CPUs: on a small machine the read tasks would otherwise wait forever.
+    actors = resources.score_actors
+    rows = (
+        dataset.select_columns(["sample_id", "input", "target"])
+        .repartition(4 * actors)
+        .materialize()
+        .map_batches(
+            SampleMetrics,
+            fn_constructor_kwargs={
+                "checkpoint": str(checkpoint),
+                "loss_w": training.loss_w,
+                "loss_w2": training.loss_w2,
+            },
+            batch_size=64,
+            compute=ray.data.ActorPoolStrategy(size=actors),
+            num_cpus=1,
+            num_gpus=1 if resources.use_gpu else 0,
+        )
     )
     frame = rows.to_pandas()
     out = {name: float(np.nanmean(frame[name])) if len(frame) else math.nan for name in METRICS}

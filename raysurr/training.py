@@ -74,7 +74,7 @@ def fit(
     Args:
         datasets: Ray Datasets "train" and "val" with float32 tensor columns `input` and `target`.
         model: the architecture section; `channels` = (input channels, output channels).
-        out_dir: where the checkpoint folder is written (`out_dir/checkpoint`).
+        out_dir: the checkpoint folder to write (surrogate.pt and history.json; replaced if present).
         seed: the seed of this training run (derive one per run and round).
         warm_start: a checkpoint to start from instead of fresh weights (`training.reinit: false`).
     """
@@ -87,7 +87,8 @@ def fit(
         use_gpu=resources.use_gpu,
         resources_per_worker={"CPU": resources.cpus_per_train_worker, **({"GPU": 1} if resources.use_gpu else {})},
     )
-    storage = Path(tempfile.mkdtemp(prefix=".ray-train-", dir=out_dir.parent if out_dir.parent.exists() else None))
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    storage = Path(tempfile.mkdtemp(prefix=".ray-train-", dir=out_dir.parent))
     trainer = ray.train.torch.TorchTrainer(
         train_loop_per_worker,
         train_loop_config={"loop": loop},
@@ -98,7 +99,7 @@ def fit(
     start = time.perf_counter()
     try:
         result = trainer.fit()
-        final = out_dir / "checkpoint"
+        final = out_dir
         if final.exists():
             shutil.rmtree(final)
         with result.checkpoint.as_directory() as source:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import abc
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 import numpy as np
 
@@ -63,6 +64,8 @@ class AbstractSimulator(abc.ABC):
     output_shape: tuple[int, ...]  # [C, H, W] of one network target
     extras: tuple[str, ...] = ()  # names of the per-sample scalars `simulate` returns
     fidelity: str = "default"  # recorded with every label, e.g. the solver's name
+    # Options that make evaluation sets cheap and exact (e.g. a direct solver); applied on top of the config's.
+    evaluation_options: ClassVar[Mapping[str, object]] = {}
 
     @property
     def parameter_names(self) -> tuple[str, ...]:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import ClassVar
+
 import numpy as np
 
 from raysurr.errors import ParameterError
@@ -33,6 +36,7 @@ class Diffusion2D(AbstractSimulator):
     """
 
     extras = ("target_max",)
+    evaluation_options: ClassVar[Mapping[str, object]] = {"solver": "exact"}  # val/test sets from the exact solver
 
     def __init__(
         self,
