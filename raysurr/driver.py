@@ -176,8 +176,9 @@ class ALDriver:
 
         start = time.perf_counter()
         channels = (self.simulator.input_shape[0], self.simulator.output_shape[0])
-        datasets = {"train": read_samples(self.folder.store.labels.directory, ["input", "target"]).materialize(),
-                    "val": read_samples(self.eval_dir / "val", ["input", "target"]).materialize()}  # fmt: skip
+        columns = ["sample_id", "input", "target"]
+        datasets = {"train": read_samples(self.folder.store.labels.directory, columns).materialize(),
+                    "val": read_samples(self.eval_dir / "val", columns).materialize()}  # fmt: skip
         previous = self.folder.checkpoint(state.round - 1) if state.round else None
         warm = previous if (previous is not None and not self.config.training.reinit) else None
         meta = {"round": state.round, "run": self.config.name}

@@ -163,15 +163,24 @@ def _unwrap(model: torch.nn.Module) -> torch.nn.Module:
 
 
 def _load_shard(name: str, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
-    """This worker's shard of a dataset as two tensors on `device`: [n, C, H, W] each."""
-    inputs, targets = [], []
+    """This worker's shard of a dataset as two tensors on `device`: [n, C, H, W] each.
+
+    Rows are put in `sample_id` order when the dataset has that column, so that a re-run (a
+    resumed round) sees the same data in the same order whatever order the blocks arrived in.
+    """
+    inputs, targets, ids = [], [], []
     shard = ray.train.get_dataset_shard(name)
-    for batch in shard.iter_torch_batches(batch_size=256, dtypes=torch.float32, device="cpu"):
-        inputs.append(batch["input"])
-        targets.append(batch["target"])
+    for batch in shard.iter_batches(batch_size=256, batch_format="numpy"):
+        inputs.append(torch.tensor(batch["input"], dtype=torch.float32))
+        targets.append(torch.tensor(batch["target"], dtype=torch.float32))
+        ids.append(torch.as_tensor(batch["sample_id"]) if "sample_id" in batch else torch.empty(0))
     if not inputs:
         return torch.empty(0), torch.empty(0)
-    return torch.cat(inputs).to(device), torch.cat(targets).to(device)
+    x, y, order = torch.cat(inputs), torch.cat(targets), torch.cat(ids)
+    if len(order) == len(x):
+        index = torch.argsort(order)
+        x, y = x[index], y[index]
+    return x.to(device), y.to(device)
 
 
 def _all_reduce(value: float, op=dist.ReduceOp.SUM) -> float:

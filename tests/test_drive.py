@@ -1,0 +1,129 @@
+"""`python -m raysurr.drive` end to end on a local Ray: outputs, resume after SIGKILL, config errors."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+
+import raysurr
+from raysurr.drive import main
+from raysurr.errors import ConfigError, RegistryError
+from tests.conftest import REPO, run_command
+
+pytestmark = pytest.mark.timeout(600)
+
+QUICKSTART = str(REPO / "configs" / "quickstart.yaml")
+TINY = ["simulator.grid=32", "pool.size=64", "pool.initial=16", "pool.val=16", "pool.test=16", "loop.batch_size=8",
+        "loop.rounds=3", "training.epochs=2", "training.batch_size=8", "model.base_channels=2", "model.depth=3",
+        "resources.cpus_per_train_worker=1", "resources.score_actors=1", "labeling.chunk_size=4"]  # fmt: skip
+SETS = [arg for item in TINY for arg in ("--set", item)]
+
+
+def labeled_ids(run: Path) -> list[int]:
+    return sorted(pq.read_table(run / "labels", columns=["sample_id"]).column(0).to_pylist())
+
+
+@pytest.fixture(scope="module")
+def reference(ray_local, tmp_path_factory):
+    """An uninterrupted run of the quickstart config at a tiny scale."""
+    run = tmp_path_factory.mktemp("drive") / "reference"
+    assert main(["--config", QUICKSTART, "--run-dir", str(run), *SETS]) == 0
+    return run
+
+
+def test_rounds_csv_and_outputs(reference):
+    with (reference / "rounds.csv").open() as handle:
+        rows = list(csv.DictReader(handle))
+    assert [int(r["round"]) for r in rows] == [0, 1, 2]
+    assert [int(r["n_labeled"]) for r in rows] == [16, 24, 32]  # grows by B each round
+    assert list(rows[0]) == ["round", "n_labeled", "n_failed", "val_wmae", "test_wmae", "test_mae_all",
+                             "test_mae_source", "test_mae_field", "label_s", "train_s", "score_s", "eval_s",
+                             "round_s"]  # fmt: skip
+    assert all(float(r["test_wmae"]) > 0 and float(r["round_s"]) > 0 for r in rows)
+    ids = labeled_ids(reference)
+    assert len(ids) == len(set(ids)) == 32  # no id labelled twice
+    for round_idx in range(3):
+        model = raysurr.load_surrogate(reference / "checkpoints" / f"round_{round_idx:03d}")
+        assert model(__import__("torch").zeros(1, 1, 32, 32)).shape == (1, 1, 32, 32)
+    for name in ["learning_curve.png", "predictions.png", "config.yaml"]:
+        assert (reference / name).stat().st_size > 0
+    assert json.loads((reference / "state.json").read_text())["stopped"] == "3 rounds done"
+
+
+def _kill_when(proc: subprocess.Popen, state: Path, phase: str, round_idx: int, delay: float) -> bool:
+    """SIGKILL the run's whole process tree once it is in `phase` of `round_idx`; False if it finished first."""
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            return False
+        try:
+            current = json.loads(state.read_text())
+        except (FileNotFoundError, json.JSONDecodeError):
+            current = {}
+        if current.get("phase") == phase and current.get("round") == round_idx:
+            time.sleep(delay)
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+            return True
+        time.sleep(0.05)
+    raise AssertionError(f"the run never reached {phase} of round {round_idx}")
+
+
+def test_resume_after_sigkill_in_each_phase_selects_the_same(reference):
+    run = reference.parent / "killed"
+    env = {**os.environ, "RAYSURR_DASHBOARD": "0", "PYTHONPATH": str(REPO)}
+    first = ["-m", "raysurr.drive", "--config", QUICKSTART, "--run-dir", str(run), *SETS]
+    resume = ["-m", "raysurr.drive", "--resume", str(run)]
+    killed = []
+    for args, (phase, round_idx, delay) in zip([first, resume, resume], [("label", 1, 0.3), ("train", 1, 4.0),
+                                                ("score", 1, 1.0)], strict=True):  # fmt: skip
+        proc = subprocess.Popen([sys.executable, *args], cwd=REPO, env=env, start_new_session=True,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+        killed.append(_kill_when(proc, run / "state.json", phase, round_idx, delay))
+    assert killed == [True, True, True]
+    result = run_command(*resume, env={"PYTHONPATH": str(REPO)})
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert labeled_ids(run) == labeled_ids(reference)
+    with (run / "rounds.csv").open() as handle:
+        assert [int(r["n_labeled"]) for r in csv.DictReader(handle)] == [16, 24, 32]
+
+
+def test_config_errors_are_one_line(tmp_path):
+    result = run_command("-m", "raysurr.drive", "--config", QUICKSTART, "--set", "acquisition.name=bald",
+                         "--run-dir", str(tmp_path / "r"))  # fmt: skip
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        "raysurr.drive: error: unknown acquisition function 'bald'; registered: coreset, diversity, ensemble, "
+        "entropy, hybrid, random, stochastic, tod"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("args", "error", "message"),
+    [
+        (["--set", "model.name=resnet"], RegistryError, "unknown model 'resnet'"),
+        (["--set", "loop.batch_size=0"], ConfigError, "loop.batch_size must be > 0"),
+        (["--set", "pool.initial=9999"], ConfigError, "pool.initial must be <= pool.size"),
+    ],
+)
+def test_bad_config_fails_before_any_work(tmp_path, args, error, message):
+    with pytest.raises(error, match=message):
+        main(["--config", QUICKSTART, "--run-dir", str(tmp_path / "r"), *args])
+
+
+def test_resume_and_run_dir_mistakes(tmp_path):
+    with pytest.raises(ConfigError, match="is not a run folder"):
+        main(["--resume", str(tmp_path)])
+    (tmp_path / "busy").mkdir()
+    (tmp_path / "busy" / "x").write_text("1")
+    with pytest.raises(ConfigError, match="is not empty; continue it with --resume"):
+        main(["--config", QUICKSTART, "--run-dir", str(tmp_path / "busy")])
