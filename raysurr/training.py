@@ -121,6 +121,7 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
     if rank == 0 and not log.handlers:  # worker processes have no logging set up; Ray forwards stderr
         log.addHandler(logging.StreamHandler())
         log.setLevel(logging.INFO)
+        log.propagate = False
     torch.manual_seed(child_seed(loop.seed, "init"))  # identical initial weights on every rank
     spec = SurrogateSpec(loop.model, loop.init, meta=loop.meta)
     net = spec.build()

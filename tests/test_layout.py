@@ -27,3 +27,10 @@ def test_pure_core_never_imports_ray(module, forbidden):
 def test_ruff(check):
     result = subprocess.run([sys.executable, "-m", "ruff", *check, "."], cwd=REPO, capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_readme_opens_with_the_two_commands_and_ci_runs_the_second():
+    lines = (REPO / "README.md").read_text().splitlines()
+    assert lines[2] == "```bash" and lines[5] == "```"
+    assert lines[3].endswith(".venv/bin/python -m raysurr.drive --config configs/quickstart.yaml")
+    assert lines[4] in (REPO / ".ci" / "run").read_text().splitlines()
