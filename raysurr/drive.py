@@ -62,7 +62,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"run folder: {run_dir}", file=sys.stderr)
     connect(args.address)
     actor = ray.remote(ALDriver).options(name=driver_name(config.name), num_cpus=0, max_concurrency=1)
-    driver = actor.remote(str(run_dir), config.to_dict())
+    try:
+        driver = actor.remote(str(run_dir), config.to_dict())
+    except ValueError:  # Ray refuses a second actor of the same name
+        raise ConfigError(
+            f"a run named {config.name!r} is already running on this cluster; give this one another name "
+            "(--set name=...)"
+        ) from None
     try:
         result = ray.get(driver.run.remote())
     finally:
