@@ -17,6 +17,7 @@ import torch
 
 from raysurr.config import AcquisitionConfig, ResourcesConfig, SimulatorConfig, TrainingConfig, load_plugins
 from raysurr.models.losses import per_sample_weighted_mae, roi_mae
+from raysurr.progress import Progress
 from raysurr.seeding import child_seed
 
 METRICS = ("wmae", "mae_all", "mae_source", "mae_field")
@@ -173,9 +174,12 @@ def score_pool(
         num_gpus=1 if resources.use_gpu else 0,
     )
     columns: dict[str, list] = {}
-    for batch in rows.iter_batches(batch_size=4096, batch_format="numpy"):
+    progress = Progress("score", total=dataset.count() - len(scorer.get("exclude", ())))
+    for batch in rows.iter_batches(batch_size=1024, batch_format="numpy"):
         for name, values in batch.items():
             columns.setdefault(name, []).append(values)
+        progress.update(done=len(batch["sample_id"]))
+    progress.close()
     out = {name: np.concatenate(parts) for name, parts in columns.items()}
     if not out:
         return {"sample_id": np.empty(0, dtype=np.int64), "score": np.empty(0)}
