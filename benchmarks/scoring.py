@@ -34,7 +34,7 @@ from raysurr.scoring import PoolScorer, score_pool
 from raysurr.simulators import build_simulator
 
 SIMULATOR = SimulatorConfig(options={"grid": 100})
-MODEL = {"in_channels": 1, "out_channels": 1, "base_channels": 8, "depth": 4}
+MODEL = {"in_channels": 1, "out_channels": 1, "base_channels": 4, "depth": 4}
 BATCH = 1000
 
 
