@@ -144,12 +144,13 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
         start = time.perf_counter()
         model.train()
         train_loss = _train_epoch(model, optimizer, train_x, train_y, steps, local_batch, order, settings, autocast)
+        train_seconds = time.perf_counter() - start
         val_wmae = _validate(model, val_x, val_y, settings, autocast)
         if val_wmae < best:
             best, best_state, stale = val_wmae, copy.deepcopy(_unwrap(model).state_dict()), 0
         else:
             stale += 1
-        history.append({"epoch": epoch, "train_loss": train_loss, "val_wmae": val_wmae,
+        history.append({"epoch": epoch, "train_loss": train_loss, "val_wmae": val_wmae, "train_seconds": train_seconds,
                         "seconds": time.perf_counter() - start})  # fmt: skip
         if rank == 0:
             log.info("epoch %d/%d train_loss %.5f val_wmae %.5f (%.1fs)", epoch + 1, settings.epochs, train_loss,
