@@ -81,14 +81,15 @@ def emit(**record: object) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--quick", action="store_true", help="2,000 candidates")
+    parser.add_argument("--pool", type=int, default=15000, help="candidates (default 15,000)")
     parser.add_argument("--gpu", action="store_true", help="score on a GPU (Ray actors ask for one)")
     args = parser.parse_args()
     os.environ.setdefault("RAYSURR_DASHBOARD", "0")
     from raysurr.runtime import connect
 
     connect(num_cpus=os.cpu_count())
-    n = 2000 if args.quick else 15000
+    n = 2000 if args.quick else args.pool
     emit(bench="machine", cpus=os.cpu_count(), pool=n, model=MODEL, cuda=torch.cuda.is_available())
     with tempfile.TemporaryDirectory() as tmp:
         ids, params, checkpoints = setup(n, Path(tmp))
