@@ -272,11 +272,8 @@ class ALDriver:
             if self.acquisition.models == 2:  # tod: this round's model against the last round's
                 models.append(str(self.folder.checkpoint(round_idx - 1) if round_idx else self.folder.untrained))
             features = self.acquisition.vectors == "features"
-            exclude = (
-                np.setdiff1d(all_ids, np.union1d(pool_ids, labeled))
-                if features
-                else all_ids[~np.isin(all_ids, pool_ids)]
-            )
+            scored_ids = np.union1d(pool_ids, labeled) if features else pool_ids  # coreset also needs the labelled
+            exclude = np.setdiff1d(all_ids, scored_ids)
             scorer = {"acquisition": self.config.acquisition, "checkpoints": models, "simulator": self.config.simulator,
                       "plugins": self.config.plugins, "exclude": exclude,
                       "seed": child_seed(self.config.seed, "score", round_idx)}  # fmt: skip
