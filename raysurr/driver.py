@@ -108,7 +108,6 @@ class ALDriver:
         self.folder = RunFolder(run_dir)
         self.simulator = build_simulator(self.config.simulator)
         self.acquisition = build_acquisition(self.config.acquisition)
-        self.labeler: Labeler | None = None
         self._params: np.ndarray | None = None
         tags = {"run": self.config.name}
         self.gauges = {name: metrics.Gauge(f"raysurr_{name}", description=text, tag_keys=("run",))
@@ -124,16 +123,12 @@ class ALDriver:
         state = RunState.load(self.folder.state) if self.folder.state.exists() else RunState()
         phases = {"prepare": self._prepare, "label": self._label, "train": self._train, "eval": self._evaluate,
                   "score": self._score}  # fmt: skip
-        try:
-            while state.phase != "done":
-                start = time.perf_counter()
-                phase = state.phase
-                phases[phase](state)
-                self.phase_seconds.set(time.perf_counter() - start, tags={**self.tags, "phase": phase})
-                state.save(self.folder.state)
-        finally:
-            if self.labeler is not None:
-                self.labeler.close()
+        while state.phase != "done":
+            start = time.perf_counter()
+            phase = state.phase
+            phases[phase](state)
+            self.phase_seconds.set(time.perf_counter() - start, tags={**self.tags, "phase": phase})
+            state.save(self.folder.state)
         return {"stopped": state.stopped, "rows": state.rows}
 
     def _prepare(self, state: RunState) -> None:
@@ -156,11 +151,12 @@ class ALDriver:
 
     def _label(self, state: RunState) -> None:
         start = time.perf_counter()
-        self.labeler = Labeler(self.config.simulator, self.config.plugins, self.config.labeling, self.config.resources)
+        labeler = Labeler(self.config.simulator, self.config.plugins, self.config.labeling, self.config.resources)
         ids = np.asarray(state.selected, dtype=np.int64)
-        counts = self.labeler.label(ids, self.params[ids], self.folder.store, phase=f"round {state.round} label")
-        self.labeler.close()  # frees the CPUs for training and scoring on a machine that has few
-        self.labeler = None
+        try:
+            counts = labeler.label(ids, self.params[ids], self.folder.store, phase=f"round {state.round} label")
+        finally:
+            labeler.close()  # frees the CPUs for training and scoring on a machine that has few
         labeled, failed = len(self.folder.store.labeled_ids()), len(self.folder.store.failed_ids())
         state.row = {"round": state.round, "n_labeled": labeled, "n_failed": failed,
                      "label_s": time.perf_counter() - start}  # fmt: skip
