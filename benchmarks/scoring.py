@@ -12,6 +12,12 @@ Prints one JSON object per line:
 Usage:
     python benchmarks/scoring.py             # 15,000 candidates
     python benchmarks/scoring.py --quick     # 2,000 candidates
+    python benchmarks/scoring.py --gpu       # actors share the GPU (half each); the plain loop uses it too
+    python benchmarks/scoring.py --select-only 1000000   # driver-side selection on a 1 M-row pool
+
+`--select-only` scores nothing: it times the selection of B = 1,000 from N random scores (top-B,
+stochastic, hybrid) and from N diversity embeddings (greedy k-centre), and reports the bytes the
+driver holds for them and the process's peak resident memory.
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import tempfile
 import time
 from pathlib import Path
@@ -75,6 +82,28 @@ def select_seconds(name: str, ids: np.ndarray, params: np.ndarray, scores: np.nd
     return time.perf_counter() - start
 
 
+def select_at_scale(n: int) -> None:
+    """Driver-side selection on an n-row pool: what reaches the driver is ids, scores and small vectors."""
+    sim = build_simulator(SIMULATOR)
+    rng = np.random.default_rng(0)
+    ids, scores = np.arange(n, dtype=np.int64), rng.random(n)
+    vectors = sim.embed(sim.sample(n + BATCH, rng)).astype(np.float32)
+    for name, candidates in [
+        ("entropy", Candidates(ids=ids, scores=scores)),
+        ("stochastic", Candidates(ids=ids, scores=scores)),
+        ("hybrid", Candidates(ids=ids, scores=scores, vectors=vectors[BATCH:], labeled_vectors=vectors[:BATCH])),
+        ("diversity", Candidates(ids=ids, scores=scores, vectors=vectors[BATCH:], labeled_vectors=vectors[:BATCH])),
+    ]:
+        spec = {"name": name, "inner": {"name": "entropy"}} if name in ("stochastic", "hybrid") else {"name": name}
+        acquisition = build_acquisition(spec)
+        start = time.perf_counter()
+        chosen = acquisition.select(candidates, BATCH, np.random.default_rng(0))
+        held = ids.nbytes + scores.nbytes + (0 if candidates.vectors is None else candidates.vectors.nbytes)
+        emit(bench="select_scale", acquisition=name, pool=n, batch=BATCH, select_s=time.perf_counter() - start,
+             driver_mb=held / 2**20, selected=len(set(chosen.tolist())),
+             peak_rss_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)  # fmt: skip
+
+
 def emit(**record: object) -> None:
     print(json.dumps({k: round(v, 4) if isinstance(v, float) else v for k, v in record.items()}), flush=True)
 
@@ -83,8 +112,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="2,000 candidates")
     parser.add_argument("--pool", type=int, default=15000, help="candidates (default 15,000)")
-    parser.add_argument("--gpu", action="store_true", help="score on a GPU (Ray actors ask for one)")
+    parser.add_argument("--gpu", action="store_true", help="score on a GPU (each Ray actor asks for half of one)")
+    parser.add_argument("--select-only", type=int, metavar="N", help="only time driver-side selection on N rows")
     args = parser.parse_args()
+    if args.select_only:
+        select_at_scale(args.select_only)
+        return
     os.environ.setdefault("RAYSURR_DASHBOARD", "0")
     from raysurr.runtime import connect
 
@@ -107,7 +140,8 @@ def main() -> None:
                 )
             for actors in (1, 2):
                 start = time.perf_counter()
-                score_pool(Path(tmp, "pool"), kwargs, ResourcesConfig(score_actors=actors, use_gpu=args.gpu))
+                resources = ResourcesConfig(score_actors=actors, use_gpu=args.gpu, gpus_per_score_actor=0.5)
+                score_pool(Path(tmp, "pool"), kwargs, resources)
                 rates[f"ray{actors}"] = n / (time.perf_counter() - start)
                 emit(bench="scoring", acquisition=name, mode="ray_data", actors=actors,
                      samples_per_s=rates[f"ray{actors}"], includes="actor start-up and checkpoint loading")  # fmt: skip

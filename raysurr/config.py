@@ -168,12 +168,14 @@ class ResourcesConfig(Section):
     simulator_resource: str | None = "simulator"  # custom resource asked for when the cluster has it
     train_workers: int = 1
     cpus_per_train_worker: float = 1.0
-    use_gpu: bool = False
+    use_gpu: bool = False  # training workers and scoring actors ask for GPUs
+    gpus_per_train_worker: float = 1.0  # with use_gpu; a fraction lets trials or workers share a GPU
     score_actors: int = 1
+    gpus_per_score_actor: float = 1.0  # with use_gpu
 
     def __post_init__(self) -> None:
         self._positive("simulators", "cpus_per_simulator", "train_workers", "cpus_per_train_worker", "score_actors")
-        self._positive("gpus_per_simulator", allow_zero=True)
+        self._positive("gpus_per_simulator", "gpus_per_train_worker", "gpus_per_score_actor", allow_zero=True)
 
 
 _SECTIONS: dict[str, type] = {

@@ -81,7 +81,7 @@ def evaluate(
             batch_size=64,
             compute=ray.data.ActorPoolStrategy(size=actors),
             num_cpus=1,
-            num_gpus=1 if resources.use_gpu else 0,
+            num_gpus=resources.gpus_per_score_actor if resources.use_gpu else 0,
         )
     )
     frame = rows.to_pandas()
@@ -154,7 +154,7 @@ def score_pool(
     Args:
         pool: Parquet folder or file with `sample_id` and the simulator's parameter columns.
         scorer: keyword arguments of `PoolScorer` (acquisition, checkpoints, simulator, plugins, exclude, seed).
-        resources: `score_actors` sets the actor pool; `use_gpu` gives each actor a GPU.
+        resources: `score_actors` sets the actor pool; `use_gpu` gives each actor `gpus_per_score_actor`.
 
     Returns:
         {"sample_id": [N], "score": [N], "vector": [N, F] if the function selects on features},
@@ -171,7 +171,7 @@ def score_pool(
         batch_size=batch_size,
         compute=ray.data.ActorPoolStrategy(size=actors),
         num_cpus=1,
-        num_gpus=1 if resources.use_gpu else 0,
+        num_gpus=resources.gpus_per_score_actor if resources.use_gpu else 0,
     )
     columns: dict[str, list] = {}
     progress = Progress("score", total=dataset.count() - len(scorer.get("exclude", ())))

@@ -82,10 +82,11 @@ def fit(
     init = {"in_channels": channels[0], "out_channels": channels[1], **model.options}
     loop = _LoopConfig(model.name, init, asdict(training), seed, max(1, int(resources.cpus_per_train_worker)),
                        str(warm_start) if warm_start else None, dict(meta or {}))  # fmt: skip
+    per_worker = {"CPU": resources.cpus_per_train_worker}
+    if resources.use_gpu:
+        per_worker["GPU"] = resources.gpus_per_train_worker
     scaling = ray.train.ScalingConfig(
-        num_workers=resources.train_workers,
-        use_gpu=resources.use_gpu,
-        resources_per_worker={"CPU": resources.cpus_per_train_worker, **({"GPU": 1} if resources.use_gpu else {})},
+        num_workers=resources.train_workers, use_gpu=resources.use_gpu, resources_per_worker=per_worker
     )
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     storage = Path(tempfile.mkdtemp(prefix=".ray-train-", dir=out_dir.parent))
