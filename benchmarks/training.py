@@ -1,6 +1,6 @@
 """Training throughput at N = 100: a plain in-process loop vs Ray Train with 1 and 2 workers.
 
-All three run the same epoch function (`raysurr.training._train_epoch`) on the same data, with the
+All three run the same epoch function (`raysurr.models.fitting.Fit.train_epoch`) on the same data, with the
 same total CPU threads (plain: one process with all threads; Ray Train: the threads split over the
 workers). Per-epoch samples/s excludes Ray Train's fixed start-up (worker group, process group,
 data shards, checkpoint), which is reported separately as `startup_s`.
@@ -32,6 +32,7 @@ import torch
 from raysurr.config import ModelConfig, ResourcesConfig, TrainingConfig
 from raysurr.data.store import PartStore, samples_table
 from raysurr.models import build_model, count_parameters
+from raysurr.models.fitting import Fit
 from raysurr.simulators import Diffusion2D
 
 GRID = 100
@@ -52,21 +53,18 @@ def make_dataset(n: int, folder: Path) -> tuple[np.ndarray, np.ndarray]:
 
 def plain_loop(model_cfg: ModelConfig, x: np.ndarray, y: np.ndarray, epochs: int, threads: int, device: str) -> float:
     """Median per-epoch samples/s of the training epoch run in this process."""
-    from raysurr.training import _train_epoch
-
     torch.set_num_threads(threads)
     torch.manual_seed(0)
     model = build_model(model_cfg, 1, 1).to(device)
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-4)
-    settings = TrainingConfig(batch_size=16)
     xs, ys = torch.tensor(x, device=device), torch.tensor(y, device=device)
-    steps = math.ceil(len(xs) / settings.batch_size)
-    order = torch.Generator().manual_seed(0)
+    run = Fit(
+        model, (xs, ys), (xs[:0], ys[:0]), TrainingConfig(lr=1e-4, batch_size=16), torch.Generator().manual_seed(0)
+    )
     rates = []
     for _ in range(epochs + 1):  # the first epoch warms up allocators and kernels
         start = time.perf_counter()
         model.train()
-        _train_epoch(model, optimizer, xs, ys, steps, settings.batch_size, order, settings, device == "cuda")
+        run.train_epoch()
         if device == "cuda":
             torch.cuda.synchronize()
         rates.append(len(xs) / (time.perf_counter() - start))

@@ -12,7 +12,13 @@ from raysurr.errors import RaysurrError
 
 
 def add_config_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--config", metavar="FILE", help="YAML config (default: built-in defaults)")
+    parser.add_argument(
+        "--config",
+        metavar="FILE",
+        action="append",
+        help="YAML config (default: built-in defaults); repeat to lay files over each other, each later file "
+        "replacing the sections it names (e.g. a sweep's best.yaml)",
+    )
     parser.add_argument(
         "--set",
         dest="overrides",

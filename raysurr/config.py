@@ -178,6 +178,66 @@ class ResourcesConfig(Section):
         self._positive("gpus_per_simulator", "gpus_per_train_worker", "gpus_per_score_actor", allow_zero=True)
 
 
+SPACE_KINDS = ("choice", "grid", "uniform", "loguniform", "randint")
+SWEEP_SECTIONS = ("model", "training")
+OBJECTIVES = ("val", "two_sizes")
+
+
+@dataclass(frozen=True)
+class SweepConfig(Section):
+    """`sweep`: the architecture search of `python -m raysurr.tune` (the other commands ignore it).
+
+    `space` maps a `model.KEY` or `training.KEY` to a fixed value or to one of
+    `{choice: [...]}`, `{grid: [...]}`, `{uniform: [lo, hi]}`, `{loguniform: [lo, hi]}`,
+    `{randint: [lo, hi]}` (hi excluded); each trial's config is the base config with its draws set.
+    """
+
+    section: ClassVar[str] = "sweep"
+    space: dict[str, Any] = field(default_factory=dict)
+    trials: int = 8  # draws of the space (each grid point is tried this many times)
+    objective: str = "val"  # val: validation weighted MAE; two_sizes: geometric mean at two training-set sizes
+    sizes: tuple[int, ...] | None = None  # two_sizes: the training-set sizes; default: half the data and all of it
+    data: str | None = None  # a raysurr.dataset folder (train and val splits); default: label a set as the AL run would
+    grace_period: int = 1  # ASHA: epochs every trial gets before it can be stopped
+    reduction_factor: float = 2.0  # ASHA: keep the best 1/reduction_factor at each rung
+    cpus_per_trial: float = 1.0
+    gpus_per_trial: float = 0.0  # fractions share a GPU between trials
+    max_concurrent: int | None = None  # None: as many as the resources allow
+    checkpoint_every: int = 1  # epochs between trial checkpoints (what --resume continues from); 0: never
+
+    def __post_init__(self) -> None:
+        self._positive("trials", "grace_period", "cpus_per_trial", "max_concurrent")
+        self._positive("gpus_per_trial", "checkpoint_every", allow_zero=True)
+        _require(self.reduction_factor > 1, "sweep.reduction_factor", f"must be > 1, got {self.reduction_factor}")
+        _require(
+            self.objective in OBJECTIVES, "sweep.objective", f"must be one of {OBJECTIVES}, got {self.objective!r}"
+        )
+        if self.sizes is not None:
+            ok = len(self.sizes) == 2 and 0 < self.sizes[0] < self.sizes[1]
+            _require(ok, "sweep.sizes", f"must be two increasing positive sizes, got {list(self.sizes)}")
+        for key, spec in self.space.items():
+            _check_space_entry(key, spec)
+
+
+def _check_space_entry(key: str, spec: Any) -> None:
+    where = f"sweep.space.{key}"
+    section, _, name = key.partition(".")
+    _require(section in SWEEP_SECTIONS and bool(name) and "." not in name, where,
+             f"must name a key of {' or '.join(SWEEP_SECTIONS)}, like model.base_channels")  # fmt: skip
+    if not isinstance(spec, Mapping):
+        return  # a fixed value
+    _require(len(spec) == 1 and next(iter(spec)) in SPACE_KINDS, where,
+             f"must be a value or one of {{{': ..., '.join(SPACE_KINDS)}: ...}}, got {dict(spec)!r}")  # fmt: skip
+    kind, values = next(iter(spec.items()))
+    _require(isinstance(values, (list, tuple)) and len(values) > 0, where, f"{kind} needs a non-empty list")
+    if kind in ("uniform", "loguniform", "randint"):
+        ok = len(values) == 2 and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values)
+        _require(ok, where, f"{kind} needs [low, high], got {values!r}")
+        lo, hi = values
+        _require(lo < hi, where, f"{kind} range [{lo}, {hi}] is empty; low must be < high")
+        _require(kind != "loguniform" or lo > 0, where, f"loguniform needs low > 0, got {lo}")
+
+
 _SECTIONS: dict[str, type] = {
     "simulator": SimulatorConfig,
     "pool": PoolConfig,
@@ -187,6 +247,7 @@ _SECTIONS: dict[str, type] = {
     "loop": LoopConfig,
     "labeling": LabelingConfig,
     "resources": ResourcesConfig,
+    "sweep": SweepConfig,
 }
 
 
@@ -205,6 +266,7 @@ class Config:
     loop: LoopConfig = field(default_factory=LoopConfig)
     labeling: LabelingConfig = field(default_factory=LabelingConfig)
     resources: ResourcesConfig = field(default_factory=ResourcesConfig)
+    sweep: SweepConfig = field(default_factory=SweepConfig)
 
     def __post_init__(self) -> None:
         _require(self.seed >= 0, "seed", f"must be >= 0, got {self.seed}")
@@ -272,6 +334,9 @@ def _coerce(value: Any, hint: Any, where: str) -> Any:
     if hint is int:
         _require(isinstance(value, int) and not isinstance(value, bool), where, f"must be an integer, got {value!r}")
         return value
+    if hint is dict or origin is dict:
+        _require(isinstance(value, Mapping), where, f"must be a mapping, got {value!r}")
+        return {str(k): v for k, v in value.items()}
     if hint in (bool, str):
         _require(isinstance(value, hint), where, f"must be a {hint.__name__}, got {value!r}")
         return value
@@ -280,17 +345,30 @@ def _coerce(value: Any, hint: Any, where: str) -> Any:
 
 def apply_overrides(data: Mapping[str, Any], overrides: Sequence[str]) -> dict[str, Any]:
     """Apply `section.key=value` overrides (values parsed as YAML) to a nested dict copy."""
-    out = _deepcopy(data)
+    values = {}
     for item in overrides:
         path, sep, raw = item.partition("=")
         _require(bool(sep) and bool(path), f"--set {item!r}", "must look like section.key=value")
+        values[path] = yaml.safe_load(raw) if raw else None
+    return set_keys(data, values)
+
+
+def set_keys(data: Mapping[str, Any], values: Mapping[str, Any]) -> dict[str, Any]:
+    """Set dotted keys (`section.key`) to Python values in a nested dict copy.
+
+    Example:
+        >>> set_keys({"model": {"name": "unet"}}, {"model.depth": 3})
+        {'model': {'name': 'unet', 'depth': 3}}
+    """
+    out = _deepcopy(data)
+    for path, value in values.items():
         keys = path.split(".")
         node = out
         for key in keys[:-1]:
             child = node.setdefault(key, {})
-            _require(isinstance(child, dict), f"--set {item!r}", f"{key!r} is not a section")
+            _require(isinstance(child, dict), f"--set {path}={value!r}", f"{key!r} is not a section")
             node = child
-        node[keys[-1]] = yaml.safe_load(raw) if raw else None
+        node[keys[-1]] = value.item() if hasattr(value, "item") and not isinstance(value, (list, dict)) else value
     return out
 
 
@@ -315,9 +393,17 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
     return data
 
 
-def load_config(path: str | Path | None = None, overrides: Sequence[str] = ()) -> Config:
-    """Read a config file (or the defaults), apply overrides, validate, and import its plugins."""
-    data = read_yaml(path) if path else {}
+def load_config(path: str | Path | Sequence[str | Path] | None = None, overrides: Sequence[str] = ()) -> Config:
+    """Read config file(s) (or the defaults), apply overrides, validate, and import its plugins.
+
+    With several files, each later file replaces the whole sections it names: a sweep's
+    `best.yaml` (model and training sections) laid over a run's config swaps the architecture
+    without inheriting options of the old one.
+    """
+    paths = [path] if isinstance(path, (str, Path)) else list(path or [])
+    data: dict[str, Any] = {}
+    for item in paths:
+        data.update(read_yaml(item))
     config = Config.from_dict(apply_overrides(data, overrides))
     load_plugins(config.plugins)
     return config

@@ -58,3 +58,19 @@ def plot_learning_curve(rows: list[dict], path: str | Path) -> Path:
     fig.savefig(path, dpi=80)
     plt.close(fig)
     return path
+
+
+def plot_sweep(curves: dict[str, list[float]], path: str | Path, ylabel: str = "score") -> Path:
+    """Each trial's score per epoch (log scale); a line that ends early is a trial ASHA stopped."""
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for trial, scores in curves.items():
+        if scores:
+            ax.plot(range(1, len(scores) + 1), scores, "o-", label=trial, markersize=3)
+    ax.set(xlabel="epoch", ylabel=ylabel, yscale="log", title=f"{len(curves)} trials")
+    if len(curves) <= 12:
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    path = Path(path)
+    fig.savefig(path, dpi=80)
+    plt.close(fig)
+    return path

@@ -8,10 +8,8 @@ improvement. Rank 0 writes one self-describing checkpoint plus the per-epoch his
 
 from __future__ import annotations
 
-import copy
 import json
 import logging
-import math
 import shutil
 import tempfile
 import time
@@ -23,11 +21,10 @@ import ray
 import ray.train
 import ray.train.torch
 import torch
-import torch.distributed as dist
 
 from raysurr.config import ModelConfig, ResourcesConfig, TrainingConfig
 from raysurr.models.checkpoint import SurrogateSpec, read_checkpoint, save_surrogate
-from raysurr.models.losses import weighted_mae
+from raysurr.models.fitting import Fit
 from raysurr.seeding import child_seed
 
 log = logging.getLogger(__name__)
@@ -130,39 +127,14 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
         net.load_state_dict(read_checkpoint(loop.warm_start)[1])
     device = ray.train.torch.get_device()
     model = ray.train.torch.prepare_model(net)
-    train_x, train_y = _load_shard("train", device)
-    val_x, val_y = _load_shard("val", device)
-    optimizer = torch.optim.Adam(model.parameters(), lr=settings.lr)
-    local_batch = max(1, settings.batch_size // world)
-    steps = (
-        math.ceil(_all_reduce(float(len(train_x)), dist.ReduceOp.MAX) / local_batch) if len(train_x) or world > 1 else 0
-    )
     order = torch.Generator().manual_seed(child_seed(loop.seed, "order", rank))
-    autocast = device.type == "cuda"
-    history: list[dict[str, float]] = []
-    best, best_state, stale = math.inf, None, 0
-    for epoch in range(settings.epochs):
-        start = time.perf_counter()
-        model.train()
-        train_loss = _train_epoch(model, optimizer, train_x, train_y, steps, local_batch, order, settings, autocast)
-        train_seconds = time.perf_counter() - start
-        val_wmae = _validate(model, val_x, val_y, settings, autocast)
-        if val_wmae < best:
-            best, best_state, stale = val_wmae, copy.deepcopy(_unwrap(model).state_dict()), 0
-        else:
-            stale += 1
-        history.append({"epoch": epoch, "train_loss": train_loss, "val_wmae": val_wmae, "train_seconds": train_seconds,
-                        "seconds": time.perf_counter() - start})  # fmt: skip
+    run = Fit(model, _load_shard("train", device), _load_shard("val", device), settings, order, world)
+    while not run.done:
+        record = run.step()
         if rank == 0:
-            log.info("epoch %d/%d train_loss %.5f val_wmae %.5f (%.1fs)", epoch + 1, settings.epochs, train_loss,
-                     val_wmae, history[-1]["seconds"])  # fmt: skip
-        if settings.patience is not None and stale >= settings.patience:
-            break
-    _report(rank, net, best_state, spec, history)
-
-
-def _unwrap(model: torch.nn.Module) -> torch.nn.Module:
-    return getattr(model, "module", model)
+            log.info("epoch %d/%d train_loss %.5f val_wmae %.5f (%.1fs)", record["epoch"] + 1, settings.epochs,
+                     record["train_loss"], record["val_wmae"], record["seconds"])  # fmt: skip
+    _report(rank, run, spec)
 
 
 def _load_shard(name: str, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
@@ -186,54 +158,14 @@ def _load_shard(name: str, device: torch.device) -> tuple[torch.Tensor, torch.Te
     return x.to(device), y.to(device)
 
 
-def _all_reduce(value: float, op=dist.ReduceOp.SUM) -> float:
-    if not (dist.is_available() and dist.is_initialized()):
-        return value
-    tensor = torch.tensor([value], dtype=torch.float64, device=ray.train.torch.get_device())
-    dist.all_reduce(tensor, op=op)
-    return float(tensor.item())
-
-
-def _train_epoch(model, optimizer, x, y, steps, batch, order, settings, autocast) -> float:
-    """One epoch of `steps` mini-batches (the same count on every rank, cycling a shuffled shard)."""
-    if steps == 0:
-        return math.nan
-    n = len(x)
-    perm = torch.cat([torch.randperm(n, generator=order) for _ in range(math.ceil(steps * batch / max(n, 1)))])
-    total = 0.0
-    for step in range(steps):
-        index = perm[step * batch : (step + 1) * batch].to(x.device)
-        with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=autocast):
-            loss = weighted_mae(model(x[index]).float(), y[index], settings.loss_w, settings.loss_w2)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        total += float(loss.detach())
-    return _all_reduce(total / steps) / _all_reduce(1.0)
-
-
-@torch.no_grad()
-def _validate(model, x, y, settings, autocast) -> float:
-    """Validation weighted MAE over every rank's shard (a sample-weighted mean)."""
-    model.eval()
-    error_sum = 0.0
-    for start in range(0, len(x), 256):
-        with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=autocast):
-            pred = _unwrap(model)(x[start : start + 256]).float()
-        error_sum += float(weighted_mae(pred, y[start : start + 256], settings.loss_w, settings.loss_w2)) * len(pred)
-    count = _all_reduce(float(len(x)))
-    return _all_reduce(error_sum) / count if count else math.nan
-
-
-def _report(rank, net, best_state, spec, history) -> None:
+def _report(rank: int, run: Fit, spec: SurrogateSpec) -> None:
     """Rank 0 writes the best weights and the history as one checkpoint; every rank reports once."""
+    history = run.history
     if rank != 0:
         ray.train.report({"epochs": len(history)}, checkpoint=None)
         return
-    if best_state is not None:
-        net.load_state_dict(best_state)
     meta = {**spec.meta, "epochs_run": len(history), "best_val_wmae": min(r["val_wmae"] for r in history)}
     with tempfile.TemporaryDirectory() as tmp:
-        save_surrogate(net, SurrogateSpec(spec.name, spec.init, spec.transform, meta), tmp)
+        save_surrogate(run.best_network(), SurrogateSpec(spec.name, spec.init, spec.transform, meta), tmp)
         Path(tmp, HISTORY).write_text(json.dumps(history))
         ray.train.report({"epochs": len(history)}, checkpoint=ray.train.Checkpoint.from_directory(tmp))

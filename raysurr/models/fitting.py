@@ -1,0 +1,152 @@
+"""The training loop itself, in plain torch: Ray Train workers and Ray Tune trials both run it.
+
+`Fit` trains one model with Adam on the study's weighted MAE, one epoch per `step()`, validates
+after each, keeps the best-validation weights and stops after `patience` epochs without
+improvement. Under DDP (an initialised process group) every rank runs the same number of
+mini-batches and the losses and validation errors are all-reduced; alone it is a plain loop.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import time
+from typing import Any
+
+import torch
+import torch.distributed as dist
+from torch import nn
+
+from raysurr.config import TrainingConfig
+from raysurr.models.losses import weighted_mae
+
+
+class Fit:
+    """One model's training run, advanced an epoch at a time.
+
+    Args:
+        model: the network (DDP-wrapped under Ray Train); its parameters are trained in place.
+        train, val: (inputs, targets) tensors on the model's device, [n, C, H, W] each.
+        settings: the `training` section (epochs, lr, batch_size, patience, loss weights).
+        order: the generator that shuffles the mini-batches (seed it per rank and run).
+        world: how many ranks share the global batch.
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        train: tuple[torch.Tensor, torch.Tensor],
+        val: tuple[torch.Tensor, torch.Tensor],
+        settings: TrainingConfig,
+        order: torch.Generator,
+        world: int = 1,
+    ) -> None:
+        self.model, self.settings, self.order = model, settings, order
+        self.train_x, self.train_y = train
+        self.val_x, self.val_y = val
+        self.device = next(model.parameters()).device
+        self.optimizer = torch.optim.Adam(model.parameters(), lr=settings.lr)
+        self.batch = max(1, settings.batch_size // world)
+        largest = self._all_reduce(float(len(self.train_x)), dist.ReduceOp.MAX)
+        self.steps = math.ceil(largest / self.batch) if largest else 0
+        self.autocast = self.device.type == "cuda"  # bf16 on GPUs; CPUs stay in float32
+        self.history: list[dict[str, float]] = []
+        self.best, self.best_state, self.stale = math.inf, None, 0
+
+    @property
+    def done(self) -> bool:
+        """All epochs run, or `patience` epochs without a better validation error."""
+        patience = self.settings.patience
+        return len(self.history) >= self.settings.epochs or (patience is not None and self.stale >= patience)
+
+    @property
+    def network(self) -> nn.Module:
+        """The bare network (DDP's `module` when wrapped)."""
+        return getattr(self.model, "module", self.model)
+
+    def step(self) -> dict[str, float]:
+        """Train one epoch and validate; returns this epoch's record (also appended to `history`)."""
+        start = time.perf_counter()
+        self.model.train()
+        train_loss = self.train_epoch()
+        train_seconds = time.perf_counter() - start
+        val_wmae = self.validate()
+        if val_wmae < self.best:
+            self.best, self.best_state, self.stale = val_wmae, copy.deepcopy(self.network.state_dict()), 0
+        else:
+            self.stale += 1
+        record = {"epoch": len(self.history), "train_loss": train_loss, "val_wmae": val_wmae,
+                  "train_seconds": train_seconds, "seconds": time.perf_counter() - start}  # fmt: skip
+        self.history.append(record)
+        return record
+
+    def best_network(self) -> nn.Module:
+        """The bare network with its best-validation weights loaded."""
+        if self.best_state is not None:
+            self.network.load_state_dict(self.best_state)
+        return self.network
+
+    @torch.no_grad()
+    def validate(self) -> float:
+        """Validation weighted MAE over every rank's shard (a sample-weighted mean)."""
+        self.model.eval()
+        error_sum = 0.0
+        for start in range(0, len(self.val_x), 256):
+            x, y = self.val_x[start : start + 256], self.val_y[start : start + 256]
+            with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.autocast):
+                pred = self.network(x).float()
+            error_sum += float(weighted_mae(pred, y, self.settings.loss_w, self.settings.loss_w2)) * len(pred)
+        count = self._all_reduce(float(len(self.val_x)))
+        return self._all_reduce(error_sum) / count if count else math.nan
+
+    def state_dict(self) -> dict[str, Any]:
+        """Everything needed to continue this run exactly (tensors and plain Python only).
+
+        Includes the process's torch RNG state, which dropout draws from: restore it in a process
+        that trains nothing else meanwhile.
+        """
+        cuda = self.device.type == "cuda"
+        return {"model": self.network.state_dict(), "optimizer": self.optimizer.state_dict(),
+                "order": self.order.get_state(), "history": self.history, "best": self.best,
+                "best_state": self.best_state, "stale": self.stale, "rng": torch.get_rng_state(),
+                "cuda_rng": torch.cuda.get_rng_state(self.device) if cuda else None}  # fmt: skip
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.network.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.order.set_state(state["order"])
+        torch.set_rng_state(state["rng"])
+        if state["cuda_rng"] is not None and self.device.type == "cuda":
+            torch.cuda.set_rng_state(state["cuda_rng"], self.device)
+        self.history, self.best, self.best_state, self.stale = (
+            list(state["history"]),
+            float(state["best"]),
+            state["best_state"],
+            int(state["stale"]),
+        )
+
+    def train_epoch(self) -> float:
+        """`steps` mini-batches (the same count on every rank, cycling a shuffled shard); the mean loss."""
+        if self.steps == 0:
+            return math.nan
+        n, batch = len(self.train_x), self.batch
+        rounds = math.ceil(self.steps * batch / max(n, 1))
+        perm = torch.cat([torch.randperm(n, generator=self.order) for _ in range(rounds)])
+        total = 0.0
+        for step in range(self.steps):
+            index = perm[step * batch : (step + 1) * batch].to(self.device)
+            with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.autocast):
+                pred = self.model(self.train_x[index]).float()
+            loss = weighted_mae(pred, self.train_y[index], self.settings.loss_w, self.settings.loss_w2)
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            self.optimizer.step()
+            total += float(loss.detach())
+        return self._all_reduce(total / self.steps) / self._all_reduce(1.0)
+
+    def _all_reduce(self, value: float, op: dist.ReduceOp = dist.ReduceOp.SUM) -> float:
+        if not (dist.is_available() and dist.is_initialized()):
+            return value
+        tensor = torch.tensor([value], dtype=torch.float64, device=self.device)
+        dist.all_reduce(tensor, op=op)
+        return float(tensor.item())
