@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 import yaml
 
 from raysurr.cli import add_address_argument, add_config_arguments, config_from_args, run, write_resolved_config
@@ -99,7 +100,7 @@ def check_space(config: Config) -> None:
     """Fail before any trial starts: every model the space can pick must exist and take the space's options.
 
     Builds a probe model per model name and per key at each end of its range (the other keys at
-    their first value).
+    their first value) and runs one zero input of the simulator's shape through it.
     """
     space = config.sweep.space
     name_spec = space.get("model.name", config.model.name)
@@ -109,6 +110,7 @@ def check_space(config: Config) -> None:
             raise ConfigError(f"sweep.space.model.name: unknown model {name!r}; registered: {', '.join(MODELS)}")
     simulator = build_simulator(config.simulator)
     channels = (simulator.input_shape[0], simulator.output_shape[0])
+    zeros = torch.zeros(1, *simulator.input_shape)
     others = {key: _values(spec) for key, spec in space.items() if key != "model.name"}
     first = {key: values[0] for key, values in others.items()}
     probes = [{}] + [{key: values[-1]} for key, values in others.items() if len(values) > 1]
@@ -116,8 +118,11 @@ def check_space(config: Config) -> None:
         params = {"model.name": name, **first, **change}
         try:
             probe = Config.from_dict(set_keys(config.to_dict(), params))
-            build_model(probe.model, *channels)
-        except (RaysurrError, ValueError, TypeError) as exc:
+            with torch.no_grad():
+                shape = tuple(build_model(probe.model, *channels).eval()(zeros).shape[1:])
+            if shape != tuple(simulator.output_shape):
+                raise ValueError(f"the model outputs {list(shape)}, the simulator {list(simulator.output_shape)}")
+        except (RaysurrError, ValueError, TypeError, RuntimeError) as exc:
             drawn = ", ".join(f"{k}={v!r}" for k, v in params.items())
             raise ConfigError(f"sweep.space: a trial with {drawn} is invalid: {exc}") from None
 

@@ -15,7 +15,7 @@ import yaml
 
 from raysurr.config import Config, load_config
 from raysurr.errors import ConfigError
-from raysurr.tune import main
+from raysurr.tune import check_space, main
 from tests.conftest import REPO, last_line, run_command
 
 pytestmark = pytest.mark.timeout(600)
@@ -146,3 +146,10 @@ def test_a_later_config_file_replaces_whole_sections(tmp_path):
     assert config.model.to_dict() == {"name": "autoencoder", "base_channels": 4}  # no unet depth inherited
     assert config.training.lr == 0.1 and config.training.epochs == 7
     assert isinstance(config, Config)
+
+
+@pytest.mark.parametrize("name", ["sweep-quick.yaml", "sweep-study.yaml"])
+def test_shipped_sweep_spaces_pass_the_probe(name):
+    config = load_config(REPO / "configs" / name)
+    check_space(config)  # every model family at each end of every range builds and maps input to output shape
+    assert config.sweep.objective == "two_sizes" and len(config.sweep.space) == 6
