@@ -103,9 +103,11 @@ class PoolConfig(Section):
     test: int = 4000
     candidates: str | None = None  # a Parquet file/folder of the user's own candidate parameters
     eval_cache: str | None = None  # where val/test sets are cached; default: .eval-cache beside the run folder
+    eval_seed: int | None = None  # the seed of the val/test sets; default: the run's seed (experiments share one)
 
     def __post_init__(self) -> None:
         self._positive("size", "initial", "val", "test")
+        self._positive("eval_seed", allow_zero=True)
         _require(self.initial <= self.size, "pool.initial", f"must be <= pool.size ({self.size}), got {self.initial}")
 
 
@@ -238,6 +240,41 @@ def _check_space_entry(key: str, spec: Any) -> None:
         _require(kind != "loguniform" or lo > 0, where, f"loguniform needs low > 0, got {lo}")
 
 
+@dataclass(frozen=True)
+class ExperimentConfig(Section):
+    """`experiment`: the grid of `python -m raysurr.experiment` (the other commands ignore it).
+
+    `models` and `acquisitions` map a label to a config section (its `name` defaults to the label);
+    every (model, acquisition, seed) is one AL run of the base config with those sections and seed.
+    """
+
+    section: ClassVar[str] = "experiment"
+    models: dict[str, Any] = field(default_factory=dict)  # label: model section; empty: the config's model
+    acquisitions: dict[str, Any] = field(default_factory=dict)  # label: acquisition section
+    seeds: tuple[int, ...] = (0,)
+    parallel: int = 1  # runs side by side (each asks for the resources of its config)
+    budgets: tuple[int, ...] = ()  # label counts at which report.md compares errors; default: every round's
+    reference: str = "random"  # the acquisition whose full-budget error defines "labels needed"
+
+    def __post_init__(self) -> None:
+        self._positive("parallel")
+        _require(len(self.seeds) > 0 and len(set(self.seeds)) == len(self.seeds), "experiment.seeds",
+                 f"must be a non-empty list of distinct seeds, got {list(self.seeds)}")  # fmt: skip
+        _require(all(b > 0 for b in self.budgets), "experiment.budgets", f"must be > 0, got {list(self.budgets)}")
+        for key in ("models", "acquisitions"):
+            for label, section in getattr(self, key).items():
+                ok = section is None or isinstance(section, Mapping)
+                _require(ok, f"experiment.{key}.{label}", f"must be a config section (a mapping), got {section!r}")
+        if self.acquisitions:
+            known = ", ".join(self.acquisitions)
+            _require(self.reference in self.acquisitions, "experiment.reference",
+                     f"must be one of the acquisitions ({known}), got {self.reference!r}")  # fmt: skip
+
+    def sections(self, key: str) -> dict[str, dict[str, Any]]:
+        """{label: section with its name} for `models` or `acquisitions`."""
+        return {label: {"name": label, **dict(section or {})} for label, section in getattr(self, key).items()}
+
+
 _SECTIONS: dict[str, type] = {
     "simulator": SimulatorConfig,
     "pool": PoolConfig,
@@ -248,6 +285,7 @@ _SECTIONS: dict[str, type] = {
     "labeling": LabelingConfig,
     "resources": ResourcesConfig,
     "sweep": SweepConfig,
+    "experiment": ExperimentConfig,
 }
 
 
@@ -267,6 +305,7 @@ class Config:
     labeling: LabelingConfig = field(default_factory=LabelingConfig)
     resources: ResourcesConfig = field(default_factory=ResourcesConfig)
     sweep: SweepConfig = field(default_factory=SweepConfig)
+    experiment: ExperimentConfig = field(default_factory=ExperimentConfig)
 
     def __post_init__(self) -> None:
         _require(self.seed >= 0, "seed", f"must be >= 0, got {self.seed}")

@@ -21,7 +21,7 @@ from pathlib import Path
 import ray
 
 from raysurr.cli import add_address_argument, add_config_arguments, config_from_args, run, write_resolved_config
-from raysurr.config import load_config
+from raysurr.config import Config, load_config
 from raysurr.driver import ALDriver, driver_name
 from raysurr.errors import ConfigError
 from raysurr.runtime import connect
@@ -56,19 +56,12 @@ def prepare_run_dir(args: argparse.Namespace):
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     run_dir, config = prepare_run_dir(args)
-    _check_names(config)
+    check_names(config)
     if args.resume and args.overrides:
         write_resolved_config(config, run_dir)
     print(f"run folder: {run_dir}", file=sys.stderr)
     connect(args.address)
-    actor = ray.remote(ALDriver).options(name=driver_name(config.name), num_cpus=0, max_concurrency=1)
-    try:
-        driver = actor.remote(str(run_dir), config.to_dict())
-    except ValueError:  # Ray refuses a second actor of the same name
-        raise ConfigError(
-            f"a run named {config.name!r} is already running on this cluster; give this one another name "
-            "(--set name=...)"
-        ) from None
+    driver = start_driver(run_dir, config)
     try:
         result = ray.get(driver.run.remote())
     finally:
@@ -77,7 +70,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
-def _check_names(config) -> None:
+def start_driver(run_dir: Path, config: Config) -> ray.actor.ActorHandle:
+    """The run's ALDriver as a named actor (the name keeps two drivers off one run); call `.run.remote()`."""
+    actor = ray.remote(ALDriver).options(name=driver_name(config.name), num_cpus=0, max_concurrency=1)
+    try:
+        return actor.remote(str(run_dir), config.to_dict())
+    except ValueError:  # Ray refuses a second actor of the same name
+        raise ConfigError(
+            f"a run named {config.name!r} is already running on this cluster; give this one another name "
+            "(--set name=...)"
+        ) from None
+
+
+def check_names(config: Config) -> None:
     """Fail before Ray starts on names that are not registered (the config's plugins are loaded)."""
     from raysurr.acquisition import build_acquisition
     from raysurr.models import build_model

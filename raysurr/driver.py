@@ -189,12 +189,13 @@ class ALDriver:
         state.phase = "eval"
 
     def _evaluate(self, state: RunState) -> None:
-        from raysurr.scoring import evaluate, read_samples
+        from raysurr.scoring import evaluate_splits
 
         start = time.perf_counter()
         checkpoint = self.folder.checkpoint(state.round)
-        val = evaluate(checkpoint, read_samples(self.eval_dir / "val"), self.config.training, self.config.resources)
-        test = evaluate(checkpoint, read_samples(self.eval_dir / "test"), self.config.training, self.config.resources)
+        splits = {name: self.eval_dir / name for name in ("val", "test")}
+        metrics = evaluate_splits(checkpoint, splits, self.config.training, self.config.resources)
+        val, test = metrics["val"], metrics["test"]
         state.row.update(val_wmae=val["wmae"], test_wmae=test["wmae"], test_mae_all=test["mae_all"],
                          test_mae_source=test["mae_source"], test_mae_field=test["mae_field"],
                          eval_s=time.perf_counter() - start)  # fmt: skip
@@ -314,10 +315,15 @@ class ALDriver:
         return self._params
 
     @property
+    def eval_seed(self) -> int:
+        seed = self.config.pool.eval_seed
+        return self.config.seed if seed is None else seed
+
+    @property
     def eval_dir(self) -> Path:
         """The cached validation/test sets for this simulator, seed and sizes (shared between runs)."""
         options = {**self.config.simulator.options, **type(self.simulator).evaluation_options}
-        identity = {"simulator": self.config.simulator.name, "options": options, "seed": self.config.seed,
+        identity = {"simulator": self.config.simulator.name, "options": options, "seed": self.eval_seed,
                     "val": self.config.pool.val, "test": self.config.pool.test}  # fmt: skip
         key = json.dumps(identity, sort_keys=True, default=str)
         cache = (
@@ -334,7 +340,8 @@ class ALDriver:
             log(f"evaluation sets: cached at {self.eval_dir}")
             return
         options = {**self.config.simulator.options, **type(self.simulator).evaluation_options}
-        config = replace(self.config, simulator=SimulatorConfig(self.config.simulator.name, options))
+        config = replace(self.config, seed=self.eval_seed,
+                         simulator=SimulatorConfig(self.config.simulator.name, options))  # fmt: skip
         try:
             with staged_directory(self.eval_dir) as stage:
                 write_dataset(config, {"val": self.config.pool.val, "test": self.config.pool.test}, stage, "eval")

@@ -74,3 +74,31 @@ def plot_sweep(curves: dict[str, list[float]], path: str | Path, ylabel: str = "
     fig.savefig(path, dpi=80)
     plt.close(fig)
     return path
+
+
+def plot_experiment_curves(runs: dict[str, list[list[dict]]], metrics: dict[str, str], path: str | Path,
+                           title: str = "") -> Path:  # fmt: skip
+    """One panel per metric against labels: per acquisition function the mean over seeds, shaded min to max.
+
+    Args:
+        runs: {acquisition: [one run's rows in label order, per seed]}.
+        metrics: {column: axis label}.
+    """
+    fig, axes = plt.subplots(1, len(metrics), figsize=(5.2 * len(metrics), 4), squeeze=False)
+    for ax, (column, label) in zip(axes[0], metrics.items(), strict=True):
+        for acquisition, members in sorted(runs.items()):
+            labels = sorted({row["n_labeled"] for run in members for row in run})
+            table = np.array([[next((r[column] for r in run if r["n_labeled"] == n), np.nan) for n in labels]
+                              for run in members], dtype=float)  # fmt: skip
+            mean = np.nanmean(table, axis=0)
+            (line,) = ax.plot(labels, mean, "o-", markersize=3, label=f"{acquisition} ({len(members)})")
+            if len(members) > 1:
+                ax.fill_between(labels, np.nanmin(table, axis=0), np.nanmax(table, axis=0), alpha=0.2,
+                                color=line.get_color())  # fmt: skip
+        ax.set(xlabel="labelled samples", ylabel=label, yscale="log", title=f"{title}: {label}" if title else label)
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    path = Path(path)
+    fig.savefig(path, dpi=80)
+    plt.close(fig)
+    return path

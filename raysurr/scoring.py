@@ -11,6 +11,7 @@ import math
 from pathlib import Path
 
 import numpy as np
+import pyarrow.parquet as pq
 import ray
 import ray.data
 import torch
@@ -65,6 +66,32 @@ def evaluate(
         {"wmae", "mae_all", "mae_source", "mae_field", "n"}; region means skip samples without
         pixels of that region.
     """
+    return _means(_per_sample(checkpoint, dataset, training, resources))
+
+
+def evaluate_splits(
+    checkpoint: str | Path, splits: dict[str, Path], training: TrainingConfig, resources: ResourcesConfig
+) -> dict[str, dict[str, float]]:
+    """`evaluate` over several Parquet folders of samples in one pass (one actor pool to start, not one each).
+
+    The folders' sample ids must be distinct (as in one `raysurr.dataset` folder's splits).
+    """
+    ids = {name: pq.read_table(path, columns=["sample_id"]).column(0).to_numpy() for name, path in splits.items()}
+    every = np.concatenate(list(ids.values()))
+    if len(np.unique(every)) != len(every):
+        raise ValueError(f"evaluate_splits: the splits {list(splits)} share sample ids")
+    datasets = [read_samples(path) for path in splits.values()]
+    frame = _per_sample(checkpoint, datasets[0].union(*datasets[1:]), training, resources)
+    return {name: _means(frame[np.isin(frame["sample_id"], members)]) for name, members in ids.items()}
+
+
+def _means(frame) -> dict[str, float]:
+    out = {name: float(np.nanmean(frame[name])) if len(frame) else math.nan for name in METRICS}
+    return {**out, "n": len(frame)}
+
+
+def _per_sample(checkpoint, dataset: ray.data.Dataset, training: TrainingConfig, resources: ResourcesConfig):
+    """A pandas frame of per-sample metrics (sample_id and METRICS)."""
     # Read before the actors take the CPUs: on a small machine the read tasks would otherwise wait forever.
     actors = resources.score_actors
     rows = (
@@ -84,9 +111,7 @@ def evaluate(
             num_gpus=resources.gpus_per_score_actor if resources.use_gpu else 0,
         )
     )
-    frame = rows.to_pandas()
-    out = {name: float(np.nanmean(frame[name])) if len(frame) else math.nan for name in METRICS}
-    return {**out, "n": len(frame)}
+    return rows.to_pandas()
 
 
 class PoolScorer:

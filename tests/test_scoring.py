@@ -61,3 +61,29 @@ def test_entropy_and_coreset_through_ray(setup):
     assert entropy["score"].shape == (200,) and np.isfinite(entropy["score"]).all() and (entropy["score"] > 0).all()
     coreset = score_pool(root / "pool", {**base, "acquisition": AcquisitionConfig(name="coreset")}, ResourcesConfig())
     assert coreset["vector"].shape == (200, 12)  # base_channels 3, depth 3: 12 bottleneck channels
+
+
+def write_samples(folder, ids: np.ndarray) -> None:
+    from raysurr.data.store import PartStore, samples_table
+
+    sim = build_simulator(SIMULATOR)
+    params = sim.sample(len(ids), np.random.default_rng(int(ids[0])))
+    PartStore(folder).write(samples_table(sim, ids, params, sim.render(params), sim.simulate(params), {}))
+
+
+def test_evaluating_splits_in_one_pass_equals_one_pass_each(setup):
+    from raysurr.config import TrainingConfig
+    from raysurr.scoring import evaluate, evaluate_splits, read_samples
+
+    root, _, _, checkpoints = setup
+    write_samples(root / "val", np.arange(0, 40))
+    write_samples(root / "test", np.arange(40, 70))
+    training, resources = TrainingConfig(), ResourcesConfig(score_actors=1)
+    together = evaluate_splits(checkpoints[0], {"val": root / "val", "test": root / "test"}, training, resources)
+    for name, n in [("val", 40), ("test", 30)]:
+        alone = evaluate(checkpoints[0], read_samples(root / name), training, resources)
+        assert together[name]["n"] == alone["n"] == n
+        for metric in ("wmae", "mae_all", "mae_source", "mae_field"):
+            assert together[name][metric] == pytest.approx(alone[metric], rel=1e-6)
+    with pytest.raises(ValueError, match="share sample ids"):
+        evaluate_splits(checkpoints[0], {"a": root / "val", "b": root / "val"}, training, resources)

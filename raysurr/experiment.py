@@ -1,0 +1,177 @@
+"""`python -m raysurr.experiment`: a grid of AL runs (architectures x acquisition functions x seeds) and the report.
+
+Examples:
+    python -m raysurr.experiment --config configs/experiments/study-cpu.yaml --out runs/study-cpu
+    python -m raysurr.experiment --resume runs/study-cpu          # continue: finished runs are kept
+    python -m raysurr.experiment --report runs/study-cpu          # rewrite report.md from what has finished
+
+Every run is the base config with one model section, one acquisition section and one seed (the
+config's `experiment` section). Runs of one seed share the candidate pool and the initial labelled
+set; every run shares the validation and test sets (`pool.eval_seed`, cached in `OUT/.eval-cache`).
+`experiment.parallel` runs go side by side on the cluster, each an ALDriver actor asking for its
+config's resources; each is resumable on its own. After every finished run the command rewrites:
+
+    summary.csv                 per finished run and round: model, acquisition, seed, run, rounds.csv's columns
+    report.md                   labels needed to reach random's full-budget error, errors at fixed budgets
+    learning_curve-MODEL.png    test weighted, source-region and field MAE against labels, per acquisition function
+    runs/MODEL-ACQUISITION-sSEED/   each run's own folder (as python -m raysurr.drive writes it)
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import ray
+
+from raysurr.cli import add_address_argument, add_config_arguments, config_from_args, run, write_resolved_config
+from raysurr.config import Config, load_config, set_keys
+from raysurr.driver import ROUND_COLUMNS, RunState
+from raysurr.errors import ConfigError
+from raysurr.report import KEYS, read_summary, write_report
+from raysurr.runtime import connect
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m raysurr.experiment", description=__doc__.split("\n")[0])
+    parser.add_argument("--out", type=Path, help="experiment folder (default: runs/experiment-NAME-YYYYmmdd-HHMMSS)")
+    parser.add_argument("--resume", type=Path, metavar="DIR", help="continue an experiment; finished runs are kept")
+    parser.add_argument("--report", type=Path, metavar="DIR", help="only rewrite an experiment's summary and report")
+    add_config_arguments(parser)
+    add_address_argument(parser)
+    return parser.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    if args.report:
+        config = load_config(_own_config(args.report, "--report"))
+        summarize(args.report, config)
+        print(f"wrote {args.report / 'report.md'}", file=sys.stderr)
+        return 0
+    folder, config = prepare_folder(args)
+    runs = plan(config)
+    from raysurr.drive import check_names
+
+    for run_config in {(c.model.name, c.acquisition.name): c for c in runs.values()}.values():
+        check_names(run_config)  # every architecture and function exists before any run starts
+    print(f"experiment: {len(runs)} runs, {config.experiment.parallel} side by side; folder {folder}", file=sys.stderr)
+    connect(args.address)
+    start = time.perf_counter()
+    execute(folder, config, runs)
+    print(f"done: {len(runs)} runs in {time.perf_counter() - start:.0f}s; report: {folder / 'report.md'}")
+    return 0
+
+
+def _own_config(folder: Path, flag: str) -> Path:
+    path = folder / "config.yaml"
+    if not path.is_file():
+        raise ConfigError(f"{flag} {str(folder)!r} is not an experiment folder (no config.yaml)")
+    return path
+
+
+def prepare_folder(args: argparse.Namespace) -> tuple[Path, Config]:
+    if args.resume:
+        if args.config or args.out:
+            raise ConfigError("--resume takes the experiment's own config.yaml; drop --config and --out")
+        return args.resume, load_config(_own_config(args.resume, "--resume"), args.overrides)
+    config = config_from_args(args)
+    if not config.experiment.acquisitions:
+        raise ConfigError("experiment.acquisitions is empty: name the functions to compare, e.g. {random: {}, tod: {}}")
+    folder = args.out or Path("runs") / f"experiment-{config.name}-{time.strftime('%Y%m%d-%H%M%S')}"
+    if folder.exists() and any(folder.iterdir()):
+        raise ConfigError(f"experiment folder {str(folder)!r} is not empty; continue it with --resume {folder}")
+    folder.mkdir(parents=True, exist_ok=True)
+    write_resolved_config(config, folder)
+    return folder, config
+
+
+def plan(config: Config) -> dict[tuple[str, str, int], Config]:
+    """{(model, acquisition, seed): the run's config}, seed-major so that an early stop leaves whole seeds."""
+    grid = config.experiment
+    models = grid.sections("models") or {config.model.name: config.model.to_dict()}
+    base = config.to_dict()
+    eval_cache = base["pool"]["eval_cache"]
+    runs = {}
+    for seed in grid.seeds:
+        for model, model_section in models.items():
+            for acquisition, acquisition_section in grid.sections("acquisitions").items():
+                data = set_keys(base, {"name": f"{config.name}-{model}-{acquisition}-s{seed}", "seed": seed,
+                                       "pool.eval_seed": config.seed, "pool.eval_cache": eval_cache})  # fmt: skip
+                data["model"], data["acquisition"] = model_section, acquisition_section
+                runs[(model, acquisition, seed)] = Config.from_dict(data)
+    return runs
+
+
+def run_dir(folder: Path, key: tuple[str, str, int]) -> Path:
+    model, acquisition, seed = key
+    return folder / "runs" / f"{model}-{acquisition}-s{seed}"
+
+
+def finished(path: Path) -> bool:
+    state = path / "state.json"
+    return state.exists() and RunState.load(state).phase == "done"
+
+
+def execute(folder: Path, config: Config, runs: dict[tuple[str, str, int], Config]) -> None:
+    """Run every unfinished run, `parallel` at a time; rewrite the summary after each."""
+    from raysurr.drive import start_driver
+
+    if config.pool.eval_cache is None:  # one cache for the whole experiment, inside its folder
+        runs = {key: _with_cache(c, folder / ".eval-cache") for key, c in runs.items()}
+    todo = [key for key in runs if not finished(run_dir(folder, key))]
+    print(f"{len(runs) - len(todo)} runs already finished; {len(todo)} to go", file=sys.stderr)
+    active: dict[ray.ObjectRef, tuple[tuple[str, str, int], ray.actor.ActorHandle]] = {}
+    done = len(runs) - len(todo)
+    try:
+        while todo or active:
+            while todo and len(active) < config.experiment.parallel:
+                key = todo.pop(0)
+                path = run_dir(folder, key)
+                path.mkdir(parents=True, exist_ok=True)
+                write_resolved_config(runs[key], path)
+                driver = start_driver(path, runs[key])
+                active[driver.run.remote()] = (key, driver)
+                print(f"started {path.name}", file=sys.stderr)
+            ready, _ = ray.wait(list(active), num_returns=1)
+            key, driver = active.pop(ready[0])
+            result = ray.get(ready[0])  # a failed run stops the experiment; --resume continues it
+            ray.kill(driver)
+            done += 1
+            print(f"finished {run_dir(folder, key).name} ({result['stopped']}); {done}/{len(runs)} runs done",
+                  file=sys.stderr)  # fmt: skip
+            summarize(folder, config)
+    finally:
+        for _, driver in active.values():
+            ray.kill(driver)
+
+
+def _with_cache(config: Config, cache: Path) -> Config:
+    return Config.from_dict(set_keys(config.to_dict(), {"pool.eval_cache": str(cache.resolve())}))
+
+
+def summarize(folder: Path, config: Config) -> None:
+    """summary.csv from every finished run's rounds.csv, then report.md and the figures."""
+    rows = []
+    for key in plan(config):
+        rounds = run_dir(folder, key) / "rounds.csv"
+        if not finished(rounds.parent):
+            continue
+        with rounds.open(newline="") as handle:
+            for row in csv.DictReader(handle):
+                rows.append({**dict(zip(KEYS, key, strict=True)), "run": rounds.parent.name, **row})
+    if not rows:
+        return
+    with (folder / "summary.csv").open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=[*KEYS, "run", *ROUND_COLUMNS])
+        writer.writeheader()
+        writer.writerows(rows)
+    write_report(read_summary(folder / "summary.csv"), folder, config.experiment.reference, config.experiment.budgets)
+
+
+if __name__ == "__main__":
+    run(main, "raysurr.experiment")
