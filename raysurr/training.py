@@ -148,7 +148,7 @@ def _load_shard(name: str, device: torch.device) -> tuple[torch.Tensor, torch.Te
     for batch in shard.iter_batches(batch_size=256, batch_format="numpy"):
         inputs.append(torch.tensor(batch["input"], dtype=torch.float32))
         targets.append(torch.tensor(batch["target"], dtype=torch.float32))
-        ids.append(torch.as_tensor(batch["sample_id"]) if "sample_id" in batch else torch.empty(0))
+        ids.append(torch.tensor(batch["sample_id"]) if "sample_id" in batch else torch.empty(0))  # a copy: read-only
     if not inputs:
         return torch.empty(0), torch.empty(0)
     x, y, order = torch.cat(inputs), torch.cat(targets), torch.cat(ids)

@@ -1,0 +1,107 @@
+"""`python -m raysurr.experiment` end to end: a tiny grid on a local Ray, shared sets, summary and report."""
+
+from __future__ import annotations
+
+import csv
+
+import pyarrow.parquet as pq
+import pytest
+import yaml
+
+from raysurr.errors import ConfigError
+from raysurr.experiment import main
+from tests.conftest import last_line, run_command
+
+pytestmark = pytest.mark.timeout(600)
+
+TINY = {
+    "name": "tinyx",
+    "simulator": {"name": "diffusion2d", "grid": 32},
+    "pool": {"size": 64, "initial": 16, "val": 16, "test": 16},
+    "training": {"epochs": 2, "lr": 3.0e-3, "batch_size": 8},
+    "loop": {"batch_size": 8, "rounds": 2},
+    "labeling": {"chunk_size": 8},
+    "resources": {"simulators": 1, "cpus_per_train_worker": 1, "score_actors": 1},
+    "experiment": {
+        "models": {"unet-tiny": {"name": "unet", "base_channels": 2, "depth": 2}},
+        "acquisitions": {"random": {}, "diversity": {}},
+        "seeds": [0, 1],
+        "parallel": 2,
+    },
+}
+
+
+def write(folder, data) -> str:
+    path = folder / "experiment.yaml"
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    return str(path)
+
+
+def initial_ids(run) -> list[int]:
+    labels = pq.read_table(run / "labels", columns=["sample_id"]).column(0).to_pylist()
+    return sorted(labels)[:16] if labels else []
+
+
+@pytest.fixture(scope="module")
+def experiment(ray_local, tmp_path_factory):
+    root = tmp_path_factory.mktemp("experiment")
+    out = root / "out"
+    assert main(["--config", write(root, TINY), "--out", str(out)]) == 0
+    return out
+
+
+def test_every_run_finishes_and_the_summary_has_a_row_per_run_and_round(experiment):
+    with (experiment / "summary.csv").open() as handle:
+        rows = list(csv.DictReader(handle))
+    keys = {(r["model"], r["acquisition"], r["seed"]) for r in rows}
+    assert keys == {("unet-tiny", a, s) for a in ("random", "diversity") for s in ("0", "1")}
+    assert len(rows) == 8 and {r["n_labeled"] for r in rows} == {"16", "24"}
+    assert list(rows[0])[:5] == ["model", "acquisition", "seed", "run", "round"]
+
+
+def test_runs_share_evaluation_sets_and_per_seed_initial_sets(experiment):
+    runs = experiment / "runs"
+    caches = list((experiment / ".eval-cache").iterdir())
+    assert len(caches) == 1  # one validation/test set for all four runs
+    for seed in (0, 1):
+        first = pq.read_table(runs / f"unet-tiny-random-s{seed}" / "pool").sort_by("sample_id")
+        second = pq.read_table(runs / f"unet-tiny-diversity-s{seed}" / "pool").sort_by("sample_id")
+        assert first.equals(second)  # same candidates for both functions of a seed
+    rounds0 = {}
+    for run in runs.iterdir():
+        with (run / "rounds.csv").open() as handle:
+            rounds0[run.name] = next(csv.DictReader(handle))["test_wmae"]
+    # round 0 trains on the same initial set with the same seed: the same error for both functions
+    assert rounds0["unet-tiny-random-s0"] == rounds0["unet-tiny-diversity-s0"]
+    assert rounds0["unet-tiny-random-s0"] != rounds0["unet-tiny-random-s1"]
+
+
+def test_report_and_figures(experiment):
+    report = (experiment / "report.md").read_text()
+    assert "| unet-tiny | random | 2/2 | 24 ± 0 | 1.00 ± 0.00 |" in report
+    assert "| unet-tiny | diversity |" in report and "16 labels | 24 labels" in report
+    assert (experiment / "learning_curve-unet-tiny.png").stat().st_size > 0
+
+
+def test_resume_keeps_finished_runs_and_report_rewrites(experiment, capsys):
+    before = (experiment / "summary.csv").read_text()
+    assert main(["--resume", str(experiment)]) == 0
+    assert "4 runs already finished; 0 to go" in capsys.readouterr().err
+    (experiment / "report.md").unlink()
+    assert main(["--report", str(experiment)]) == 0
+    assert (experiment / "report.md").exists() and (experiment / "summary.csv").read_text() == before
+
+
+def test_bad_grids_fail_before_any_run(tmp_path):
+    bad_model = {**TINY, "experiment": {**TINY["experiment"], "models": {"x": {"name": "nope"}}}}
+    with pytest.raises(Exception, match="unknown model 'nope'"):
+        main(["--config", write(tmp_path, bad_model), "--out", str(tmp_path / "a")])
+    no_functions = {**TINY, "experiment": {**TINY["experiment"], "acquisitions": {}}}
+    with pytest.raises(ConfigError, match="experiment.acquisitions is empty"):
+        main(["--config", write(tmp_path, no_functions), "--out", str(tmp_path / "b")])
+    bad_reference = {**TINY, "experiment": {**TINY["experiment"], "reference": "tod"}}
+    result = run_command("-m", "raysurr.experiment", "--config", write(tmp_path, bad_reference))
+    assert result.returncode == 2
+    assert last_line(result.stderr) == (
+        "raysurr.experiment: error: experiment.reference must be one of the acquisitions (random, diversity), got 'tod'"
+    )
