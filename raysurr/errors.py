@@ -36,3 +36,7 @@ class SimulationError(RaysurrError):
 
 class DatasetError(RaysurrError):
     """A dataset on disk is missing, incomplete, or not what the caller expects."""
+
+
+class ResourceError(ConfigError):
+    """The config asks for more of a resource per actor or worker than any node of the cluster has."""

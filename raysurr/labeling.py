@@ -29,7 +29,7 @@ from raysurr.data.store import samples_table
 from raysurr.errors import SimulationError
 from raysurr.progress import Progress
 from raysurr.records import ChunkResult, FailureRecord
-from raysurr.runtime import thread_env
+from raysurr.runtime import check_fits, resource_known, thread_env
 from raysurr.simulators import AbstractSimulator, build_simulator
 from raysurr.simulators.base import check_shapes, finite_rows
 
@@ -104,6 +104,14 @@ def simulator_actor_count(resources: ResourcesConfig) -> int:
     return max(1, count)
 
 
+def check_simulator_fit(resources: ResourcesConfig) -> None:
+    """One-line error now, rather than actors pending forever, if no node can host a simulator actor."""
+    options = actor_options(resources)
+    check_fits({"CPU": options["num_cpus"], "GPU": options["num_gpus"], **options.get("resources", {})},
+               "each simulator actor", "lower resources.cpus_per_simulator or gpus_per_simulator, or add nodes "
+               "that have them")  # fmt: skip
+
+
 def actor_options(resources: ResourcesConfig) -> dict:
     """Ray options of one simulator actor: CPUs, GPUs, threads, and the simulator resource if defined."""
     options = {
@@ -111,8 +119,8 @@ def actor_options(resources: ResourcesConfig) -> dict:
         "num_gpus": resources.gpus_per_simulator,
         "runtime_env": {"env_vars": thread_env(resources.cpus_per_simulator)},
     }
-    if resources.simulator_resource and resources.simulator_resource in ray.cluster_resources():
-        options["resources"] = {resources.simulator_resource: 1}
+    if resources.simulator_resource and resource_known(resources.simulator_resource):
+        options["resources"] = {resources.simulator_resource: 1}  # only nodes that offer it (or will)
     return options
 
 
@@ -161,6 +169,7 @@ class Labeler:
         actors: int | None = None,
     ) -> None:
         self.labeling = labeling
+        check_simulator_fit(resources)
         self._remote = ray.remote(SimulatorActor).options(**actor_options(resources))
         self._args = (simulator, tuple(plugins))
         count = actors if actors is not None else simulator_actor_count(resources)

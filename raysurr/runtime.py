@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 
 import ray
+
+from raysurr.errors import ResourceError
 
 # One BLAS/OpenMP thread per worker unless a stage asks for more: oversubscribed threads on a
 # small machine slow everything several times over.
@@ -51,3 +54,43 @@ def thread_env(cpus: float) -> dict[str, str]:
     """Environment for a worker that holds `cpus` CPUs: as many BLAS threads, at least one."""
     threads = str(max(1, int(cpus)))
     return {name: threads for name in WORKER_ENV}
+
+
+def node_shapes() -> list[dict[str, float]]:
+    """The resources of every alive node and of every node type the autoscaler may still launch."""
+    shapes = [dict(node["Resources"]) for node in ray.nodes() if node.get("Alive")]
+    # Autoscaling clusters publish their node types through a private API: a best effort, and
+    # without it the check rests on the nodes that are up.
+    with contextlib.suppress(Exception):
+        from ray._private.state import state
+
+        config = state.get_cluster_config()
+        for group in config.node_group_configs if config else []:
+            shapes.append(dict(group.resources))
+    return shapes
+
+
+def resource_known(name: str) -> bool:
+    """Whether some node has, or some launchable node type would have, the custom resource `name`."""
+    return any(shape.get(name, 0) > 0 for shape in node_shapes())
+
+
+def check_fits(per_unit: dict[str, float], what: str, fix: str) -> None:
+    """Fail fast, instead of waiting forever, when no node can ever hold one unit of a request.
+
+    Args:
+        per_unit: the resources one actor or worker asks for, e.g. {"CPU": 1, "GPU": 2}.
+        what: the request in the user's words ("each training worker").
+        fix: the config keys to change.
+    """
+    wanted = {key: value for key, value in per_unit.items() if value}
+    shapes = node_shapes()
+    if any(all(shape.get(key, 0) >= value for key, value in wanted.items()) for shape in shapes):
+        return
+    largest = {key: max((shape.get(key, 0) for shape in shapes), default=0) for key in wanted}
+    raise ResourceError(f"{what} asks for {_show(wanted)}, but no node of this cluster has that much (the most any "
+                        f"node offers: {_show(largest)}); {fix}")  # fmt: skip
+
+
+def _show(resources: dict[str, float]) -> str:
+    return ", ".join(f"{value:g} {key}" for key, value in resources.items())

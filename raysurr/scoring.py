@@ -19,6 +19,7 @@ import torch
 from raysurr.config import AcquisitionConfig, ResourcesConfig, SimulatorConfig, TrainingConfig, load_plugins
 from raysurr.models.losses import per_sample_weighted_mae, roi_mae
 from raysurr.progress import Progress
+from raysurr.runtime import check_fits
 from raysurr.seeding import child_seed
 
 METRICS = ("wmae", "mae_all", "mae_source", "mae_field")
@@ -90,8 +91,16 @@ def _means(frame) -> dict[str, float]:
     return {**out, "n": len(frame)}
 
 
+def check_score_fit(resources: ResourcesConfig) -> None:
+    """One-line error now, rather than an actor pool pending forever, if no node can host a scoring actor."""
+    check_fits({"CPU": 1, "GPU": resources.gpus_per_score_actor if resources.use_gpu else 0},
+               "each scoring actor", "lower resources.gpus_per_score_actor, set resources.use_gpu: false, "
+               "or add nodes that have them")  # fmt: skip
+
+
 def _per_sample(checkpoint, dataset: ray.data.Dataset, training: TrainingConfig, resources: ResourcesConfig):
     """A pandas frame of per-sample metrics (sample_id and METRICS)."""
+    check_score_fit(resources)
     # Read before the actors take the CPUs: on a small machine the read tasks would otherwise wait forever.
     actors = resources.score_actors
     rows = (
@@ -186,6 +195,7 @@ def score_pool(
         sorted by sample_id. Only these small arrays reach the driver.
     """
     actors = resources.score_actors
+    check_score_fit(resources)
     # Candidates are parameter rows (small): read them before the actors take the CPUs, or the
     # read tasks could wait forever behind an actor pool that fills a small machine.
     # Several blocks per actor, so that every actor has work.

@@ -25,6 +25,7 @@ import torch
 from raysurr.config import ModelConfig, ResourcesConfig, TrainingConfig
 from raysurr.models.checkpoint import SurrogateSpec, read_checkpoint, save_surrogate
 from raysurr.models.fitting import Fit
+from raysurr.runtime import check_fits
 from raysurr.seeding import child_seed
 
 log = logging.getLogger(__name__)
@@ -79,12 +80,7 @@ def fit(
     init = {"in_channels": channels[0], "out_channels": channels[1], **model.options}
     loop = _LoopConfig(model.name, init, asdict(training), seed, max(1, int(resources.cpus_per_train_worker)),
                        str(warm_start) if warm_start else None, dict(meta or {}))  # fmt: skip
-    per_worker = {"CPU": resources.cpus_per_train_worker}
-    if resources.use_gpu:
-        per_worker["GPU"] = resources.gpus_per_train_worker
-    scaling = ray.train.ScalingConfig(
-        num_workers=resources.train_workers, use_gpu=resources.use_gpu, resources_per_worker=per_worker
-    )
+    scaling = scaling_config(resources)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     storage = Path(tempfile.mkdtemp(prefix=".ray-train-", dir=out_dir.parent))
     trainer = ray.train.torch.TorchTrainer(
@@ -107,6 +103,18 @@ def fit(
     history = json.loads((final / HISTORY).read_text())
     best = min(history, key=lambda r: r["val_wmae"])
     return TrainResult(final, history, int(best["epoch"]), float(best["val_wmae"]), time.perf_counter() - start)
+
+
+def scaling_config(resources: ResourcesConfig) -> ray.train.ScalingConfig:
+    """Ray Train's worker group for the `resources` section; refused at once if no node could hold a worker."""
+    per_worker = {"CPU": resources.cpus_per_train_worker}
+    if resources.use_gpu:
+        per_worker["GPU"] = resources.gpus_per_train_worker
+    check_fits(per_worker, "each training worker", "lower resources.cpus_per_train_worker or "
+               "gpus_per_train_worker, set resources.use_gpu: false, or add nodes that have them")  # fmt: skip
+    return ray.train.ScalingConfig(
+        num_workers=resources.train_workers, use_gpu=resources.use_gpu, resources_per_worker=per_worker
+    )
 
 
 def train_loop_per_worker(config: dict[str, Any]) -> None:

@@ -30,6 +30,7 @@ from ray.tune.search import BasicVariantGenerator
 from raysurr.config import Config, load_plugins, set_keys
 from raysurr.models import build_model
 from raysurr.models.fitting import Fit
+from raysurr.runtime import check_fits
 from raysurr.seeding import child_seed
 
 METRIC = "score"
@@ -141,6 +142,8 @@ class TrialLines(ray.tune.Callback):
 def run_sweep(config: Config, data: SweepData, folder: Path, resume: bool) -> ray.tune.ResultGrid:
     """Run (or continue) the sweep; the Tune experiment lives in `folder / "tune"`."""
     sweep = config.sweep
+    check_fits({"CPU": sweep.cpus_per_trial, "GPU": sweep.gpus_per_trial}, "each trial",
+               "lower sweep.cpus_per_trial or sweep.gpus_per_trial, or add nodes that have them")  # fmt: skip
     threads = max(1, int(sweep.cpus_per_trial))
     trainable = ray.tune.with_parameters(train_trial, base=config.to_dict(), data=data, threads=threads)
     trainable = ray.tune.with_resources(trainable, {"cpu": sweep.cpus_per_trial, "gpu": sweep.gpus_per_trial})

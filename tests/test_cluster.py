@@ -1,0 +1,119 @@
+"""Cluster placement on a fake multi-node Ray, and the launcher YAML files against Ray's own schema.
+
+The fake cluster (ray.cluster_utils.Cluster, all on this machine): a head with no CPUs for work,
+a simulator node offering the `simulator` resource, and a node with one logical GPU.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import yaml
+
+from raysurr.config import LabelingConfig, ModelConfig, ResourcesConfig, SimulatorConfig, TrainingConfig
+from raysurr.errors import ResourceError
+from raysurr.simulators import build_simulator
+from tests.conftest import REPO
+
+pytestmark = pytest.mark.timeout(300)
+
+
+@pytest.mark.parametrize("name", ["cluster.yaml", "cluster-onprem.yaml"])
+def test_launcher_configs_validate_against_rays_schema(name):
+    from ray.autoscaler._private.util import prepare_config, validate_config
+
+    raw = yaml.safe_load((REPO / name).read_text())
+    config = prepare_config(raw)  # what `ray up` does before validating: merge the provider's defaults
+    validate_config(config)
+    starts = " ".join(config["head_start_ray_commands"] + config["worker_start_ray_commands"])
+    assert "--dashboard-host=127.0.0.1" in starts and "0.0.0.0" not in starts  # dashboard only via the SSH tunnel
+    assert starts.count("RAY_AUTH_MODE=token") == 2  # token authentication on head and workers
+    assert "~/.ray/auth_token" in config["file_mounts"]
+    assert all("2.60.0" in command for command in config["setup_commands"] if "pip install" in command)
+
+
+def test_cloud_config_has_simulator_and_gpu_worker_types():
+    nodes = yaml.safe_load((REPO / "cluster.yaml").read_text())["available_node_types"]
+    assert nodes["head"]["resources"] == {"CPU": 0}
+    assert nodes["simulators"]["resources"]["simulator"] > 0
+    assert nodes["gpu"]["node_config"]["InstanceType"].startswith(("g", "p"))
+    assert all(nodes[name]["max_workers"] >= nodes[name]["min_workers"] for name in ("simulators", "gpu"))
+
+
+@pytest.fixture(scope="module")
+def fake_cluster():
+    ray = pytest.importorskip("ray")
+    from ray.cluster_utils import Cluster
+
+    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 0, "include_dashboard": False})
+    simulators = cluster.add_node(num_cpus=2, resources={"simulator": 2})
+    gpu = cluster.add_node(num_cpus=1, num_gpus=1)
+    ray.init(address=cluster.address)
+    cluster.wait_for_nodes()
+    yield ray, simulators.node_id, gpu.node_id
+    ray.shutdown()
+    cluster.shutdown()
+
+
+def test_simulator_actors_land_only_on_simulator_nodes(fake_cluster, tmp_path):
+    from raysurr.data.labels import LabelStore
+    from raysurr.labeling import Labeler
+
+    ray, simulator_node, _ = fake_cluster
+    resources = ResourcesConfig(simulators=2, cpus_per_simulator=1)
+    labeler = Labeler(SimulatorConfig(options={"grid": 16}), (), LabelingConfig(chunk_size=4), resources)
+    try:
+        nodes = ray.get([actor.__ray_call__.remote(lambda self: ray.get_runtime_context().get_node_id())
+                         for actor in labeler.actors])  # fmt: skip
+        assert nodes == [simulator_node, simulator_node]
+        sim = build_simulator(SimulatorConfig(options={"grid": 16}))
+        labeler_params = sim.sample(8, np.random.default_rng(0))
+        store = LabelStore(tmp_path / "labels", tmp_path / "failures")
+        assert labeler.label(np.arange(8), labeler_params, store)["labeled"] == 8
+        nodes = set(store.labels.read(["node"]).column("node").to_pylist())
+        assert len(nodes) == 1  # every label was made on the one simulator node
+    finally:
+        labeler.close()
+
+
+def test_training_workers_ask_for_gpus_and_land_on_the_gpu_node(fake_cluster):
+    from raysurr.training import scaling_config
+
+    ray, _, gpu_node = fake_cluster
+    scaling = scaling_config(ResourcesConfig(train_workers=1, cpus_per_train_worker=1, use_gpu=True))
+    assert scaling.use_gpu and scaling.resources_per_worker == {"CPU": 1, "GPU": 1}
+    half = scaling_config(ResourcesConfig(use_gpu=True, gpus_per_train_worker=0.5))
+    assert half.resources_per_worker["GPU"] == 0.5
+
+    @ray.remote
+    def where() -> str:
+        return ray.get_runtime_context().get_node_id()
+
+    # A task with a worker's resource request is placed where those resources are.
+    assert ray.get(where.options(**_as_options(scaling.resources_per_worker)).remote()) == gpu_node
+
+
+def _as_options(resources: dict) -> dict:
+    return {"num_cpus": resources.get("CPU", 0), "num_gpus": resources.get("GPU", 0)}
+
+
+@pytest.mark.timeout(60)  # the point: an error, not a worker group pending forever
+def test_requests_no_node_can_hold_fail_at_once(fake_cluster, tmp_path):
+    from raysurr.labeling import Labeler
+    from raysurr.scoring import score_pool
+    from raysurr.training import fit
+
+    with pytest.raises(ResourceError, match=r"each training worker asks for 1 CPU, 2 GPU, but no node .* 1 GPU"):
+        fit(
+            {},
+            ModelConfig(),
+            (1, 1),
+            TrainingConfig(),
+            ResourcesConfig(use_gpu=True, gpus_per_train_worker=2),
+            tmp_path,
+            0,
+        )
+    with pytest.raises(ResourceError, match="each simulator actor asks for 4 CPU, 1 simulator"):
+        Labeler(SimulatorConfig(), (), LabelingConfig(), ResourcesConfig(simulators=1, cpus_per_simulator=4))
+    with pytest.raises(ResourceError, match="each scoring actor asks for 1 CPU, 3 GPU"):
+        score_pool(tmp_path, {}, ResourcesConfig(use_gpu=True, gpus_per_score_actor=3))
