@@ -45,6 +45,7 @@ def prepare_run_dir(args: argparse.Namespace):
             raise ConfigError(f"--resume {str(args.resume)!r} is not a run folder (no config.yaml)")
         return args.resume, load_config(args.resume / "config.yaml", args.overrides)
     config = config_from_args(args)
+    check_names(config)  # before the folder exists: a mistake leaves nothing behind
     run_dir = args.run_dir or Path("runs") / f"{config.name}-{time.strftime('%Y%m%d-%H%M%S')}"
     if run_dir.exists() and any(run_dir.iterdir()):
         raise ConfigError(f"run folder {str(run_dir)!r} is not empty; continue it with --resume {run_dir}")
@@ -56,7 +57,8 @@ def prepare_run_dir(args: argparse.Namespace):
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     run_dir, config = prepare_run_dir(args)
-    check_names(config)
+    if args.resume:
+        check_names(config)
     if args.resume and args.overrides:
         write_resolved_config(config, run_dir)
     print(f"run folder: {run_dir}", file=sys.stderr)

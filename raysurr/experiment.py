@@ -55,10 +55,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     folder, config = prepare_folder(args)
     runs = plan(config)
-    from raysurr.drive import check_names
-
-    for run_config in {(c.model.name, c.acquisition.name): c for c in runs.values()}.values():
-        check_names(run_config)  # every architecture and function exists before any run starts
     print(f"experiment: {len(runs)} runs, {config.experiment.parallel} side by side; folder {folder}", file=sys.stderr)
     connect(args.address)
     start = time.perf_counter()
@@ -82,6 +78,7 @@ def prepare_folder(args: argparse.Namespace) -> tuple[Path, Config]:
     config = config_from_args(args)
     if not config.experiment.acquisitions:
         raise ConfigError("experiment.acquisitions is empty: name the functions to compare, e.g. {random: {}, tod: {}}")
+    check_grid(config)  # before the folder exists: a mistake leaves nothing behind
     folder = args.out or Path("runs") / f"experiment-{config.name}-{time.strftime('%Y%m%d-%H%M%S')}"
     if folder.exists() and any(folder.iterdir()):
         raise ConfigError(f"experiment folder {str(folder)!r} is not empty; continue it with --resume {folder}")
@@ -105,6 +102,14 @@ def plan(config: Config) -> dict[tuple[str, str, int], Config]:
                 data["model"], data["acquisition"] = model_section, acquisition_section
                 runs[(model, acquisition, seed)] = Config.from_dict(data)
     return runs
+
+
+def check_grid(config: Config) -> None:
+    """Every architecture and acquisition function of the grid exists and builds."""
+    from raysurr.drive import check_names
+
+    for run_config in {(c.model.name, c.acquisition.name): c for c in plan(config).values()}.values():
+        check_names(run_config)
 
 
 def run_dir(folder: Path, key: tuple[str, str, int]) -> Path:

@@ -18,7 +18,7 @@ Example:
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, Generic, TypeVar
 
 from raysurr.errors import ConfigError, RegistryError
@@ -77,12 +77,17 @@ class Registry(Generic[T]):
         return iter(self.names())
 
 
-def check_options(factory: Callable[..., Any], options: Mapping[str, Any], where: str) -> None:
-    """Raise ConfigError if `options` holds a key the factory does not accept."""
+def check_options(
+    factory: Callable[..., Any], options: Mapping[str, Any], where: str, supplied: Sequence[str] = ()
+) -> None:
+    """Raise ConfigError if `options` holds a key the factory does not accept.
+
+    `supplied` names arguments the caller passes itself (not options a user may set).
+    """
     params = inspect.signature(factory).parameters
     if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
         return
-    allowed = [n for n, p in params.items() if p.kind is not inspect.Parameter.VAR_POSITIONAL]
+    allowed = [n for n, p in params.items() if p.kind is not inspect.Parameter.VAR_POSITIONAL and n not in supplied]
     for key in options:
         if key not in allowed:
-            raise ConfigError(f"{where}: unknown option {key!r}; allowed: {', '.join(allowed)}")
+            raise ConfigError(f"{where}: unknown option {key!r}; allowed: {', '.join(allowed) or '(none)'}")

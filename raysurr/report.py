@@ -56,9 +56,12 @@ def labels_needed(run: list[dict[str, Any]], target: float) -> int | None:
 
 
 def error_at(run: list[dict[str, Any]], budget: int, metric: str = "test_wmae") -> float:
-    """The metric of the last round with at most `budget` labels (NaN if the run has none)."""
+    """The metric of the last round with at most `budget` labels; NaN if the run has no such round or
+    stopped short of the budget (its last round has fewer labels)."""
     rounds = [row for row in run if row["n_labeled"] <= budget]
-    return rounds[-1][metric] if rounds else math.nan
+    if not rounds or run[-1]["n_labeled"] < budget:
+        return math.nan
+    return rounds[-1][metric]
 
 
 def savings(rows: Sequence[dict[str, Any]], reference: str) -> list[dict[str, Any]]:

@@ -56,7 +56,6 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     folder, config = prepare_folder(args)
-    check_space(config)
     from raysurr import tuning  # Ray Tune loads slowly: only once the config is known to be good
 
     connect(args.address)
@@ -84,10 +83,13 @@ def prepare_folder(args: argparse.Namespace) -> tuple[Path, Config]:
 
         if not (args.resume / "config.yaml").is_file() or not tuning.can_resume(args.resume):
             raise ConfigError(f"--resume {str(args.resume)!r} is not a sweep folder that can be continued")
-        return args.resume, load_config(args.resume / "config.yaml", args.overrides)
+        config = load_config(args.resume / "config.yaml", args.overrides)
+        check_space(config)
+        return args.resume, config
     config = config_from_args(args, [f"sweep.data={args.data}"] if args.data else [])
     if not config.sweep.space:
         raise ConfigError("sweep.space is empty: give the keys to search, e.g. model.base_channels: {choice: [8, 16]}")
+    check_space(config)  # before the folder exists: a mistake leaves nothing behind
     folder = args.out or Path("runs") / f"sweep-{config.name}-{time.strftime('%Y%m%d-%H%M%S')}"
     if folder.exists() and any(folder.iterdir()):
         raise ConfigError(f"sweep folder {str(folder)!r} is not empty; continue it with --resume {folder}")

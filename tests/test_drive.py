@@ -121,6 +121,7 @@ def test_config_errors_are_one_line(tmp_path):
 def test_bad_config_fails_before_any_work(tmp_path, args, error, message):
     with pytest.raises(error, match=message):
         main(["--config", QUICKSTART, "--run-dir", str(tmp_path / "r"), *args])
+    assert not (tmp_path / "r").exists()  # nothing left behind that would block the corrected command
 
 
 def test_resume_and_run_dir_mistakes(tmp_path):

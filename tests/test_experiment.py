@@ -96,6 +96,7 @@ def test_bad_grids_fail_before_any_run(tmp_path):
     bad_model = {**TINY, "experiment": {**TINY["experiment"], "models": {"x": {"name": "nope"}}}}
     with pytest.raises(Exception, match="unknown model 'nope'"):
         main(["--config", write(tmp_path, bad_model), "--out", str(tmp_path / "a")])
+    assert not (tmp_path / "a").exists()  # a mistake leaves no folder behind
     no_functions = {**TINY, "experiment": {**TINY["experiment"], "acquisitions": {}}}
     with pytest.raises(ConfigError, match="experiment.acquisitions is empty"):
         main(["--config", write(tmp_path, no_functions), "--out", str(tmp_path / "b")])

@@ -28,6 +28,7 @@ def test_labels_needed_and_error_at_a_budget():
     run = rows_for("m", "a", 0, [10, 6, 5, 4])
     assert labels_needed(run, 5) == 300 and labels_needed(run, 3.9) is None
     assert error_at(run, 250) == 6 and error_at(run, 400) == 4 and math.isnan(error_at(run, 50))
+    assert math.isnan(error_at(run, 800))  # the run stopped at 400 labels: no error to report at 800
 
 
 def test_savings_against_the_reference_per_seed():

@@ -126,7 +126,7 @@ def test_bad_search_spaces_fail_before_any_trial(tmp_path, space, message):
     with pytest.raises(ConfigError) as error:
         main(["--config", str(config), "--out", str(tmp_path / "out")])
     assert message in str(error.value) and "\n" not in str(error.value)
-    assert not (tmp_path / "out" / "tune").exists()
+    assert not (tmp_path / "out").exists()  # a mistake leaves no folder behind
 
 
 def test_command_line_errors_are_one_line(tmp_path):

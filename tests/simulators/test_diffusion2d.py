@@ -120,3 +120,10 @@ def test_non_finite_output_names_the_sample():
     with pytest.raises(SimulationError, match=r"non-finite output for sample\(s\) \[42\]") as info:
         run_simulation(sim, sim.sample(3, np.random.default_rng(0)), [41, 42, 43])
     assert info.value.sample_ids == (42,)
+
+
+def test_solver_options_the_solver_does_not_take_are_one_line_errors():
+    with pytest.raises(ConfigError, match=r"solver_options \(solver 'exact'\): unknown option 'dt'; allowed: \(none\)"):
+        build_simulator(SimulatorConfig(options={"solver": "exact", "solver_options": {"dt": 0.2}}))
+    with pytest.raises(ConfigError, match="unknown option 'dtt'; allowed: dt, tol, max_steps"):
+        build_simulator(SimulatorConfig(options={"solver": "transient", "solver_options": {"dtt": 0.2}}))

@@ -8,6 +8,7 @@ from typing import ClassVar
 import numpy as np
 
 from raysurr.errors import ParameterError
+from raysurr.registry import check_options
 from raysurr.simulators.base import AbstractSimulator, Parameter, Simulation, register_simulator
 from raysurr.simulators.diffusion2d.physics import SOLVERS, DiffusionOperator, add_discs
 
@@ -57,6 +58,7 @@ class Diffusion2D(AbstractSimulator):
             raise ParameterError(f"diffusion2d grid={grid} is smaller than a source disc; use grid >= {diameter}")
         self.grid, self.radius = grid, float(radius)
         factory = SOLVERS.get(solver)
+        check_options(factory, solver_options or {}, f"simulator.solver_options (solver {solver!r})", ["operator"])
         self.solver = factory(DiffusionOperator(grid, diffusivity, decay), **(solver_options or {}))
         self.fidelity = solver
         self.input_shape = self.output_shape = (1, grid, grid)
