@@ -27,11 +27,12 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import ray
+from ray.exceptions import RayActorError, RayTaskError
 
 from raysurr.cli import add_address_argument, add_config_arguments, config_from_args, run, write_resolved_config
 from raysurr.config import Config, load_config, set_keys
 from raysurr.driver import ROUND_COLUMNS, RunState
-from raysurr.errors import ConfigError
+from raysurr.errors import ConfigError, RaysurrError
 from raysurr.report import KEYS, read_summary, write_report
 from raysurr.runtime import connect
 
@@ -131,7 +132,7 @@ def execute(folder: Path, config: Config, runs: dict[tuple[str, str, int], Confi
     todo = [key for key in runs if not finished(run_dir(folder, key))]
     print(f"{len(runs) - len(todo)} runs already finished; {len(todo)} to go", file=sys.stderr)
     active: dict[ray.ObjectRef, tuple[tuple[str, str, int], ray.actor.ActorHandle]] = {}
-    done = len(runs) - len(todo)
+    done, failed = len(runs) - len(todo), []
     try:
         while todo or active:
             while todo and len(active) < config.experiment.parallel:
@@ -144,15 +145,29 @@ def execute(folder: Path, config: Config, runs: dict[tuple[str, str, int], Confi
                 print(f"started {path.name}", file=sys.stderr)
             ready, _ = ray.wait(list(active), num_returns=1)
             key, driver = active.pop(ready[0])
-            result = ray.get(ready[0])  # a failed run stops the experiment; --resume continues it
-            ray.kill(driver)
+            name = run_dir(folder, key).name
+            try:
+                result = ray.get(ready[0])
+            except (RayTaskError, RayActorError) as exc:  # one broken run must not stop a grid of hours
+                failed.append(name)
+                print(f"run {name} failed ({_last_line(exc)}); the others go on, --resume retries it", file=sys.stderr)
+                continue
+            finally:
+                ray.kill(driver)
             done += 1
-            print(f"finished {run_dir(folder, key).name} ({result['stopped']}); {done}/{len(runs)} runs done",
-                  file=sys.stderr)  # fmt: skip
+            print(f"finished {name} ({result['stopped']}); {done}/{len(runs)} runs done", file=sys.stderr)
             summarize(folder, config)
     finally:
         for _, driver in active.values():
             ray.kill(driver)
+    if failed:
+        raise RaysurrError(f"{len(failed)} runs failed ({', '.join(failed)}); see their errors above and continue "
+                           f"with --resume {folder}")  # fmt: skip
+
+
+def _last_line(exc: Exception) -> str:
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    return lines[-1] if lines else repr(exc)
 
 
 def _with_cache(config: Config, cache: Path) -> Config:

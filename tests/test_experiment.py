@@ -8,7 +8,7 @@ import pyarrow.parquet as pq
 import pytest
 import yaml
 
-from raysurr.errors import ConfigError
+from raysurr.errors import ConfigError, RaysurrError
 from raysurr.experiment import main
 from tests.conftest import last_line, run_command
 
@@ -19,7 +19,7 @@ TINY = {
     "simulator": {"name": "diffusion2d", "grid": 32},
     "pool": {"size": 64, "initial": 16, "val": 16, "test": 16},
     "training": {"epochs": 2, "lr": 3.0e-3, "batch_size": 8},
-    "loop": {"batch_size": 8, "rounds": 2},
+    "loop": {"batch_size": 8, "rounds": 1},  # one round per run: the grid runner is under test, not the loop
     "labeling": {"chunk_size": 8},
     "resources": {"simulators": 1, "cpus_per_train_worker": 1, "score_actors": 1},
     "experiment": {
@@ -55,7 +55,7 @@ def test_every_run_finishes_and_the_summary_has_a_row_per_run_and_round(experime
         rows = list(csv.DictReader(handle))
     keys = {(r["model"], r["acquisition"], r["seed"]) for r in rows}
     assert keys == {("unet-tiny", a, s) for a in ("random", "diversity") for s in ("0", "1")}
-    assert len(rows) == 8 and {r["n_labeled"] for r in rows} == {"16", "24"}
+    assert len(rows) == 4 and {r["n_labeled"] for r in rows} == {"16"}
     assert list(rows[0])[:5] == ["model", "acquisition", "seed", "run", "round"]
 
 
@@ -78,8 +78,9 @@ def test_runs_share_evaluation_sets_and_per_seed_initial_sets(experiment):
 
 def test_report_and_figures(experiment):
     report = (experiment / "report.md").read_text()
-    assert "| unet-tiny | random | 2/2 | 24 ± 0 | 1.00 ± 0.00 |" in report
-    assert "| unet-tiny | diversity |" in report and "16 labels | 24 labels" in report
+    assert "| unet-tiny | random | 2/2 | 16 ± 0 | 1.00 ± 0.00 |" in report
+    assert "| unet-tiny | diversity | 2/2 | 16 ± 0 | 1.00 ± 0.00 |" in report  # round 0: the same initial set
+    assert "| model | acquisition | 16 labels |" in report
     assert (experiment / "learning_curve-unet-tiny.png").stat().st_size > 0
 
 
@@ -106,3 +107,15 @@ def test_bad_grids_fail_before_any_run(tmp_path):
     assert last_line(result.stderr) == (
         "raysurr.experiment: error: experiment.reference must be one of the acquisitions (random, diversity), got 'tod'"
     )
+
+
+def test_a_failing_run_does_not_stop_the_others(ray_local, tmp_path):
+    grid = {**TINY, "plugins": ["tests.labeling_sims"],
+            "experiment": {"models": {"broken": {"name": "fails_in_training"},
+                                      "unet-tiny": {"name": "unet", "base_channels": 2, "depth": 2}},
+                           "acquisitions": {"random": {}}, "seeds": [0], "parallel": 2}}  # fmt: skip
+    out = tmp_path / "out"
+    with pytest.raises(RaysurrError, match=r"1 runs failed \(broken-random-s0\); .* --resume"):
+        main(["--config", write(tmp_path, grid), "--out", str(out)])
+    with (out / "summary.csv").open() as handle:
+        assert [r["run"] for r in csv.DictReader(handle)] == ["unet-tiny-random-s0"]
