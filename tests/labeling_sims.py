@@ -1,4 +1,4 @@
-"""Simulators that misbehave on chosen sample ids, and a model that fails in training (a plugin module for tests)."""
+"""Simulators that misbehave on chosen sample ids, for the labelling tests (a plugin module)."""
 
 from __future__ import annotations
 
@@ -6,10 +6,8 @@ import os
 import time
 
 import numpy as np
-from torch import nn
 
 from raysurr import AbstractSimulator, Parameter, Simulation, register_simulator
-from raysurr.models import register_model
 
 
 @register_simulator("misbehaving")
@@ -38,15 +36,3 @@ class Misbehaving(AbstractSimulator):
         outputs = np.broadcast_to(params[:, :1, None, None], (len(params), 1, 4, 4)).astype(np.float32).copy()
         outputs[[i for i, x in enumerate(xs) if x in self.nan_on]] = np.nan
         return Simulation(outputs=outputs)
-
-
-@register_model("fails_in_training")
-class FailsInTraining(nn.Module):
-    """Builds like any model; its forward raises, so a run with it fails once training starts."""
-
-    def __init__(self, in_channels: int = 1, out_channels: int = 1) -> None:
-        super().__init__()
-        self.conv = nn.Conv2d(in_channels, out_channels, 1)
-
-    def forward(self, x):
-        raise RuntimeError("fails_in_training: this model always fails")
