@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from raysurr.config import Config, load_config
-from raysurr.errors import RaysurrError
+from raysurr.errors import ConfigError, RaysurrError
 
 
 def add_config_arguments(parser: argparse.ArgumentParser) -> None:
@@ -40,6 +41,19 @@ def add_address_argument(parser: argparse.ArgumentParser) -> None:
 def config_from_args(args: argparse.Namespace, extra: Sequence[str] = ()) -> Config:
     """The config a command runs with: file, then --set overrides, then the command's own flags."""
     return load_config(args.config, [*args.overrides, *extra])
+
+
+def new_output_folder(given: Path | None, default_name: str, kind: str, config: Config) -> Path:
+    """A command's fresh output folder with the resolved config in it: `given`, or runs/NAME-TIME.
+
+    A non-empty folder is refused (the command's --resume continues it).
+    """
+    folder = given or Path("runs") / f"{default_name}-{time.strftime('%Y%m%d-%H%M%S')}"
+    if folder.exists() and any(folder.iterdir()):
+        raise ConfigError(f"{kind} folder {str(folder)!r} is not empty; continue it with --resume {folder}")
+    folder.mkdir(parents=True, exist_ok=True)
+    write_resolved_config(config, folder)
+    return folder
 
 
 def write_resolved_config(config: Config, directory: Path) -> Path:

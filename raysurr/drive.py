@@ -14,13 +14,19 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
 from collections.abc import Sequence
 from pathlib import Path
 
 import ray
 
-from raysurr.cli import add_address_argument, add_config_arguments, config_from_args, run, write_resolved_config
+from raysurr.cli import (
+    add_address_argument,
+    add_config_arguments,
+    config_from_args,
+    new_output_folder,
+    run,
+    write_resolved_config,
+)
 from raysurr.config import Config, load_config
 from raysurr.driver import ALDriver, driver_name
 from raysurr.errors import ConfigError
@@ -46,11 +52,7 @@ def prepare_run_dir(args: argparse.Namespace):
         return args.resume, load_config(args.resume / "config.yaml", args.overrides)
     config = config_from_args(args)
     check_names(config)  # before the folder exists: a mistake leaves nothing behind
-    run_dir = args.run_dir or Path("runs") / f"{config.name}-{time.strftime('%Y%m%d-%H%M%S')}"
-    if run_dir.exists() and any(run_dir.iterdir()):
-        raise ConfigError(f"run folder {str(run_dir)!r} is not empty; continue it with --resume {run_dir}")
-    run_dir.mkdir(parents=True, exist_ok=True)
-    write_resolved_config(config, run_dir)
+    run_dir = new_output_folder(args.run_dir, config.name, "run", config)
     return run_dir, config
 
 

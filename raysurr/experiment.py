@@ -29,7 +29,14 @@ from pathlib import Path
 import ray
 from ray.exceptions import RayActorError, RayTaskError
 
-from raysurr.cli import add_address_argument, add_config_arguments, config_from_args, run, write_resolved_config
+from raysurr.cli import (
+    add_address_argument,
+    add_config_arguments,
+    config_from_args,
+    new_output_folder,
+    run,
+    write_resolved_config,
+)
 from raysurr.config import Config, load_config, set_keys
 from raysurr.driver import ROUND_COLUMNS, RunState
 from raysurr.errors import ConfigError, RaysurrError
@@ -80,11 +87,7 @@ def prepare_folder(args: argparse.Namespace) -> tuple[Path, Config]:
     if not config.experiment.acquisitions:
         raise ConfigError("experiment.acquisitions is empty: name the functions to compare, e.g. {random: {}, tod: {}}")
     check_grid(config)  # before the folder exists: a mistake leaves nothing behind
-    folder = args.out or Path("runs") / f"experiment-{config.name}-{time.strftime('%Y%m%d-%H%M%S')}"
-    if folder.exists() and any(folder.iterdir()):
-        raise ConfigError(f"experiment folder {str(folder)!r} is not empty; continue it with --resume {folder}")
-    folder.mkdir(parents=True, exist_ok=True)
-    write_resolved_config(config, folder)
+    folder = new_output_folder(args.out, f"experiment-{config.name}", "experiment", config)
     return folder, config
 
 

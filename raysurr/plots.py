@@ -34,11 +34,7 @@ def plot_predictions(inputs: np.ndarray, targets: np.ndarray, preds: np.ndarray,
             ax.set_title(title, fontsize=10)
             ax.set_xticks([])
             ax.set_yticks([])
-    fig.tight_layout()
-    path = Path(path)
-    fig.savefig(path, dpi=80)
-    plt.close(fig)
-    return path
+    return _save(fig, path)
 
 
 def plot_learning_curve(rows: list[dict], path: str | Path) -> Path:
@@ -53,11 +49,7 @@ def plot_learning_curve(rows: list[dict], path: str | Path) -> Path:
         right.plot(labels, [row[key] for row in rows], "o-", label=name)
     right.set(xlabel="labelled samples", ylabel="MAE", title="test MAE by region", yscale="log")
     right.legend()
-    fig.tight_layout()
-    path = Path(path)
-    fig.savefig(path, dpi=80)
-    plt.close(fig)
-    return path
+    return _save(fig, path)
 
 
 def plot_sweep(curves: dict[str, list[float]], path: str | Path, ylabel: str = "score") -> Path:
@@ -69,11 +61,7 @@ def plot_sweep(curves: dict[str, list[float]], path: str | Path, ylabel: str = "
     ax.set(xlabel="epoch", ylabel=ylabel, yscale="log", title=f"{len(curves)} trials")
     if len(curves) <= 12:
         ax.legend(fontsize=7)
-    fig.tight_layout()
-    path = Path(path)
-    fig.savefig(path, dpi=80)
-    plt.close(fig)
-    return path
+    return _save(fig, path)
 
 
 def plot_experiment_curves(runs: dict[str, list[list[dict]]], metrics: dict[str, str], path: str | Path,
@@ -97,6 +85,10 @@ def plot_experiment_curves(runs: dict[str, list[list[dict]]], metrics: dict[str,
                                 color=line.get_color())  # fmt: skip
         ax.set(xlabel="labelled samples", ylabel=label, yscale="log", title=f"{title}: {label}" if title else label)
         ax.legend(fontsize=8)
+    return _save(fig, path)
+
+
+def _save(fig, path: str | Path) -> Path:
     fig.tight_layout()
     path = Path(path)
     fig.savefig(path, dpi=80)

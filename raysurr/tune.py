@@ -32,7 +32,13 @@ import numpy as np
 import torch
 import yaml
 
-from raysurr.cli import add_address_argument, add_config_arguments, config_from_args, run, write_resolved_config
+from raysurr.cli import (
+    add_address_argument,
+    add_config_arguments,
+    config_from_args,
+    new_output_folder,
+    run,
+)
 from raysurr.config import Config, load_config, set_keys
 from raysurr.data.dataset import open_dataset, read_arrays, read_split
 from raysurr.data.store import staged_directory
@@ -90,11 +96,7 @@ def prepare_folder(args: argparse.Namespace) -> tuple[Path, Config]:
     if not config.sweep.space:
         raise ConfigError("sweep.space is empty: give the keys to search, e.g. model.base_channels: {choice: [8, 16]}")
     check_space(config)  # before the folder exists: a mistake leaves nothing behind
-    folder = args.out or Path("runs") / f"sweep-{config.name}-{time.strftime('%Y%m%d-%H%M%S')}"
-    if folder.exists() and any(folder.iterdir()):
-        raise ConfigError(f"sweep folder {str(folder)!r} is not empty; continue it with --resume {folder}")
-    folder.mkdir(parents=True, exist_ok=True)
-    write_resolved_config(config, folder)
+    folder = new_output_folder(args.out, f"sweep-{config.name}", "sweep", config)
     return folder, config
 
 
