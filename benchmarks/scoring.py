@@ -1,4 +1,4 @@
-"""Pool scoring throughput: Ray Data actor pools vs a plain in-process loop, per acquisition function.
+"""Pool scoring throughput: Ray Data (tasks on CPUs, an actor pool on GPUs) vs a plain in-process loop, per acquisition.
 
 A pool of candidates at N = 100 (parameters on disk; inputs rendered by the scorer) is scored with a
 small U-Net. The plain loop runs the same `PoolScorer` in this process with as many torch threads
@@ -144,7 +144,7 @@ def main() -> None:
                 score_pool(Path(tmp, "pool"), kwargs, resources)
                 rates[f"ray{actors}"] = n / (time.perf_counter() - start)
                 emit(bench="scoring", acquisition=name, mode="ray_data", actors=actors,
-                     samples_per_s=rates[f"ray{actors}"], includes="actor start-up and checkpoint loading")  # fmt: skip
+                     samples_per_s=rates[f"ray{actors}"], includes="start-up and checkpoint loading")  # fmt: skip
             emit(bench="scoring_ratio", acquisition=name, ray1_over_plain1=rates["ray1"] / rates["plain1"],
                  ray2_over_plain2=rates["ray2"] / rates["plain2"], ray2_over_ray1=rates["ray2"] / rates["ray1"],
                  select_s=select_seconds(name, ids, params, scores))  # fmt: skip

@@ -1,13 +1,16 @@
-"""Training throughput at N = 100: a plain in-process loop vs Ray Train with 1 and 2 workers.
+"""Training throughput at N = 100: a plain in-process loop vs one Ray task vs Ray Train with 1 and 2 workers.
 
-All three run the same epoch function (`raysurr.models.fitting.Fit.train_epoch`) on the same data, with the
+All run the same epoch function (`raysurr.models.fitting.Fit.train_epoch`) on the same data, with the
 same total CPU threads (plain: one process with all threads; Ray Train: the threads split over the
-workers). Per-epoch samples/s excludes Ray Train's fixed start-up (worker group, process group,
-data shards, checkpoint), which is reported separately as `startup_s`.
+workers). `ray_task` is what `fit` does with one worker: the loop in one Ray task, in a process Ray
+reuses (the benchmark runs it twice; the second run is reported). Per-epoch samples/s excludes the
+fixed start-up (Ray Train: controller, worker group, process group, data shards, checkpoint; task:
+reading the data and returning the checkpoint), which is reported separately as `startup_s`.
 
 Prints one JSON object per line:
     {"bench": "training", "model": "unet", "base_channels": 8, "mode": "ray_train", "workers": 2, ...}
-    {"bench": "training_ratio", "model": "unet", "base_channels": 8, "ray1_over_plain": ..., "ray2_over_plain": ...}
+    {"bench": "training_ratio", "model": "unet", "base_channels": 8, "task_over_plain": ..., "ray1_over_plain": ...,
+     "ray2_over_plain": ..., "train1_startup_over_task": ...}
 
 Usage:
     python benchmarks/training.py            # small and study widths of both models (~6 min on 2 cores)
@@ -71,7 +74,9 @@ def plain_loop(model_cfg: ModelConfig, x: np.ndarray, y: np.ndarray, epochs: int
     return float(np.median(rates[1:]))
 
 
-def ray_train(model_cfg: ModelConfig, folder: Path, epochs: int, workers: int, cpus: float, gpu: bool) -> dict:
+def ray_train(
+    model_cfg: ModelConfig, folder: Path, epochs: int, workers: int, cpus: float, gpu: bool, task: bool = False
+) -> dict:
     from raysurr.scoring import read_samples
     from raysurr.training import fit
 
@@ -80,7 +85,8 @@ def ray_train(model_cfg: ModelConfig, folder: Path, epochs: int, workers: int, c
     resources = ResourcesConfig(train_workers=workers, cpus_per_train_worker=cpus, use_gpu=gpu)
     with tempfile.TemporaryDirectory() as out:
         start = time.perf_counter()
-        result = fit(datasets, model_cfg, (1, 1), TrainingConfig(epochs=epochs + 1, batch_size=16), resources, out, 0)
+        result = fit(datasets, model_cfg, (1, 1), TrainingConfig(epochs=epochs + 1, batch_size=16), resources, out, 0,
+                     ray_train=not task)  # fmt: skip
         wall = time.perf_counter() - start
     n = data.count()
     train_s = [r["train_seconds"] for r in result.history]  # the epoch's training only, as in the plain loop
@@ -103,14 +109,17 @@ def bench(name: str, width: int, samples: int, epochs: int, cpus: int, gpu: bool
         if cpu:
             plain = plain_loop(model_cfg, x, y, epochs, cpus, "cpu")
             emit(**common, mode="plain", device="cpu", workers=1, threads_per_worker=cpus, samples_per_s=plain)
-            rates = {}
+            ray_train(model_cfg, Path(tmp), 1, 1, cpus, gpu=False, task=True)  # warms a pooled process, as a round does
+            task = ray_train(model_cfg, Path(tmp), epochs, 1, cpus, gpu=False, task=True)
+            emit(**common, mode="ray_task", device="cpu", workers=1, threads_per_worker=cpus, **task)
+            runs = {}
             for workers in (1, 2):
-                run = ray_train(model_cfg, Path(tmp), epochs, workers, cpus / workers, gpu=False)
-                rates[workers] = run["samples_per_s"]
+                runs[workers] = ray_train(model_cfg, Path(tmp), epochs, workers, cpus / workers, gpu=False)
                 emit(**common, mode="ray_train", device="cpu", workers=workers, threads_per_worker=cpus // workers,
-                     **run)  # fmt: skip
-            emit(bench="training_ratio", model=name, base_channels=width, ray1_over_plain=rates[1] / plain,
-                 ray2_over_plain=rates[2] / plain)  # fmt: skip
+                     **runs[workers])  # fmt: skip
+            emit(bench="training_ratio", model=name, base_channels=width, task_over_plain=task["samples_per_s"] / plain,
+                 ray1_over_plain=runs[1]["samples_per_s"] / plain, ray2_over_plain=runs[2]["samples_per_s"] / plain,
+                 train1_startup_over_task=runs[1]["startup_s"] / task["startup_s"])  # fmt: skip
         if gpu:
             plain_gpu = plain_loop(model_cfg, x, y, epochs, cpus, "cuda")
             emit(**common, mode="plain", device="cuda", workers=1, samples_per_s=plain_gpu)

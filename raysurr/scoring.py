@@ -1,14 +1,20 @@
-"""Batch inference on Ray Data: a callable class per actor loads the checkpoint(s) once.
+"""Batch inference on Ray Data: `evaluate` computes the study's metrics per sample, `score_pool`
+scores the unlabelled candidates for an acquisition function; only small per-sample rows (ids,
+metrics, scores) come back to the driver.
 
-`read_samples` opens a Parquet folder as a Ray Dataset; `evaluate` computes the study's metrics
-per sample; `score_pool` scores the unlabelled candidates for an acquisition function. Both run on
-an actor pool, and only small per-sample rows (ids, metrics, scores) come back to the driver.
+Each pass builds its model-holding class (`SampleMetrics`, `PoolScorer`) once per worker process.
+On GPUs the workers are an actor pool (CUDA set up once per actor). On CPUs they are tasks, which
+Ray runs in its pooled worker processes: a process that scored last round has torch imported and
+only loads this round's checkpoint, where a fresh actor pool costs ~10 s of start-up every pass.
 """
 
 from __future__ import annotations
 
 import math
+import uuid
+from collections import OrderedDict
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pyarrow.parquet as pq
@@ -40,13 +46,14 @@ class SampleMetrics:
     def __init__(self, checkpoint: str, loss_w: float, loss_w2: float, threads: int = 1) -> None:
         from raysurr.models.checkpoint import load_surrogate
 
-        torch.set_num_threads(threads)
+        self.threads = threads
         self.device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
         self.model = load_surrogate(checkpoint, self.device)
         self.w, self.w2 = loss_w, loss_w2
 
     @torch.no_grad()
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        torch.set_num_threads(self.threads)  # a pooled process may have run a task with other settings
         x = torch.tensor(batch["input"], device=self.device)  # a copy: Ray's arrays are read-only
         y = torch.tensor(batch["target"], device=self.device)
         pred = self.model(x)
@@ -73,7 +80,7 @@ def evaluate(
 def evaluate_splits(
     checkpoint: str | Path, splits: dict[str, Path], training: TrainingConfig, resources: ResourcesConfig
 ) -> dict[str, dict[str, float]]:
-    """`evaluate` over several Parquet folders of samples in one pass (one actor pool to start, not one each).
+    """`evaluate` over several Parquet folders of samples in one Ray Data pass, not one each.
 
     The folders' sample ids must be distinct (as in one `raysurr.dataset` folder's splits).
     """
@@ -101,26 +108,38 @@ def check_score_fit(resources: ResourcesConfig) -> None:
 def _per_sample(checkpoint, dataset: ray.data.Dataset, training: TrainingConfig, resources: ResourcesConfig):
     """A pandas frame of per-sample metrics (sample_id and METRICS)."""
     check_score_fit(resources)
-    # Read before the actors take the CPUs: on a small machine the read tasks would otherwise wait forever.
+    # Read first: on a small machine an actor pool holding every CPU would leave the read tasks waiting forever.
     actors = resources.score_actors
-    rows = (
-        dataset.select_columns(["sample_id", "input", "target"])
-        .repartition(4 * actors)
-        .materialize()
-        .map_batches(
-            SampleMetrics,
-            fn_constructor_kwargs={
-                "checkpoint": str(checkpoint),
-                "loss_w": training.loss_w,
-                "loss_w2": training.loss_w2,
-            },
-            batch_size=64,
-            compute=ray.data.ActorPoolStrategy(size=actors),
-            num_cpus=1,
-            num_gpus=resources.gpus_per_score_actor if resources.use_gpu else 0,
-        )
-    )
-    return rows.to_pandas()
+    rows = dataset.select_columns(["sample_id", "input", "target"]).repartition(4 * actors).materialize()
+    kwargs = {"checkpoint": str(checkpoint), "loss_w": training.loss_w, "loss_w2": training.loss_w2}
+    return _map(rows, SampleMetrics, kwargs, resources).to_pandas()
+
+
+def _map(dataset: ray.data.Dataset, udf: type, kwargs: dict[str, Any], resources: ResourcesConfig,
+         batch_size: int = 64) -> ray.data.Dataset:  # fmt: skip
+    """`udf(**kwargs)` over the dataset's batches: an actor pool on GPUs, tasks in reused processes on CPUs."""
+    workers = resources.score_actors
+    if resources.use_gpu:
+        return dataset.map_batches(udf, fn_constructor_kwargs=kwargs, batch_size=batch_size,
+                                   compute=ray.data.ActorPoolStrategy(size=workers), num_cpus=1,
+                                   num_gpus=resources.gpus_per_score_actor)  # fmt: skip
+    fn_kwargs = {"udf": udf, "kwargs": kwargs, "token": uuid.uuid4().hex}
+    return dataset.map_batches(_call_cached, fn_kwargs=fn_kwargs, batch_size=batch_size,
+                               compute=ray.data.TaskPoolStrategy(size=workers), num_cpus=1)  # fmt: skip
+
+
+_INSTANCES: OrderedDict[str, Any] = OrderedDict()  # per worker process: recent passes' instances, by token
+_KEEP = 4  # passes of runs side by side may share a process; older instances (and their models) are dropped
+
+
+def _call_cached(batch: dict[str, np.ndarray], udf: type, kwargs: dict[str, Any], token: str) -> dict[str, np.ndarray]:
+    """Apply the pass's `udf(**kwargs)`, built on this process's first batch of the pass and kept for the rest."""
+    if token not in _INSTANCES:
+        _INSTANCES[token] = udf(**kwargs)
+        while len(_INSTANCES) > _KEEP:
+            _INSTANCES.popitem(last=False)
+    _INSTANCES.move_to_end(token)
+    return _INSTANCES[token](batch)
 
 
 class PoolScorer:
@@ -146,7 +165,7 @@ class PoolScorer:
         from raysurr.simulators import build_simulator
 
         load_plugins(plugins)
-        torch.set_num_threads(threads)
+        self.threads = threads
         self.device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
         self.acquisition = build_acquisition(acquisition)
         self.models = [load_surrogate(path, self.device) for path in checkpoints]
@@ -156,6 +175,7 @@ class PoolScorer:
 
     @torch.no_grad()
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        torch.set_num_threads(self.threads)  # a pooled process may have run a task with other settings
         keep = ~np.isin(batch["sample_id"], self.exclude)
         ids = np.asarray(batch["sample_id"])[keep]
         params = np.column_stack([np.asarray(batch[name])[keep] for name in self.simulator.parameter_names])
@@ -183,12 +203,12 @@ def score_pool(
     resources: ResourcesConfig,
     batch_size: int = 64,
 ) -> dict[str, np.ndarray]:
-    """Score the unlabelled rows of a candidate pool on a Ray Data actor pool.
+    """Score the unlabelled rows of a candidate pool on Ray Data.
 
     Args:
         pool: Parquet folder or file with `sample_id` and the simulator's parameter columns.
         scorer: keyword arguments of `PoolScorer` (acquisition, checkpoints, simulator, plugins, exclude, seed).
-        resources: `score_actors` sets the actor pool; `use_gpu` gives each actor `gpus_per_score_actor`.
+        resources: `score_actors` workers score in parallel; with `use_gpu` each actor takes `gpus_per_score_actor`.
 
     Returns:
         {"sample_id": [N], "score": [N], "vector": [N, F] if the function selects on features},
@@ -196,18 +216,11 @@ def score_pool(
     """
     actors = resources.score_actors
     check_score_fit(resources)
-    # Candidates are parameter rows (small): read them before the actors take the CPUs, or the
-    # read tasks could wait forever behind an actor pool that fills a small machine.
+    # Candidates are parameter rows (small): read them first, or on a small machine the read tasks
+    # could wait forever behind an actor pool that holds every CPU.
     # Several blocks per actor, so that every actor has work.
     dataset = ray.data.read_parquet(str(pool)).repartition(4 * actors).materialize()
-    rows = dataset.map_batches(
-        PoolScorer,
-        fn_constructor_kwargs=scorer,
-        batch_size=batch_size,
-        compute=ray.data.ActorPoolStrategy(size=actors),
-        num_cpus=1,
-        num_gpus=resources.gpus_per_score_actor if resources.use_gpu else 0,
-    )
+    rows = _map(dataset, PoolScorer, scorer, resources, batch_size)
     columns: dict[str, list] = {}
     progress = Progress("score", total=dataset.count() - len(scorer.get("exclude", ())))
     for batch in rows.iter_batches(batch_size=1024, batch_format="numpy"):

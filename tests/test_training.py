@@ -62,3 +62,15 @@ def test_early_stopping_and_warm_start(data, two_worker_run, tmp_path):
     assert len(run.history) == 3
     # Warm-started from the trained weights: already as good as the run it started from.
     assert run.history[0]["val_wmae"] == pytest.approx(two_worker_run.best_val_wmae, rel=1e-3)
+
+
+def test_one_worker_trains_in_a_task_exactly_as_on_ray_train(data, tmp_path):
+    # One worker skips Ray Train's worker group; the same seed must give the same weights either way.
+    training = TrainingConfig(epochs=2, batch_size=16, lr=3e-3)
+    runs = [fit(data, MODEL, (1, 1), training, ResourcesConfig(), tmp_path / str(on), seed=5, ray_train=on)
+            for on in (False, True)]  # fmt: skip
+    assert [r["val_wmae"] for r in runs[0].history] == [r["val_wmae"] for r in runs[1].history]
+    task, train = (torch.load(r.checkpoint / "surrogate.pt", weights_only=True)["state_dict"] for r in runs)
+    assert task.keys() == train.keys()
+    assert all(torch.equal(task[k], train[k]) for k in task)
+    assert sorted(p.name for p in runs[0].checkpoint.iterdir()) == ["history.json", "surrogate.pt"]
