@@ -18,6 +18,7 @@ import os
 import sys
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -109,6 +110,7 @@ class ALDriver:
         self.simulator = build_simulator(self.config.simulator)
         self.acquisition = build_acquisition(self.config.acquisition)
         self._params: np.ndarray | None = None
+        self._read: dict[str, Any] = {}  # datasets read into Ray once per driver: evaluation sets, pool
         tags = {"run": self.config.name}
         self.gauges = {name: metrics.Gauge(f"raysurr_{name}", description=text, tag_keys=("run",))
                        for name, text in GAUGES.items()}  # fmt: skip
@@ -173,8 +175,8 @@ class ALDriver:
         start = time.perf_counter()
         channels = (self.simulator.input_shape[0], self.simulator.output_shape[0])
         columns = ["sample_id", "input", "target"]
-        datasets = {"train": read_samples(self.folder.store.labels.directory, columns).materialize(),
-                    "val": read_samples(self.eval_dir / "val", columns).materialize()}  # fmt: skip
+        val = self._once("val", lambda: read_samples(self.eval_dir / "val", columns).materialize())
+        datasets = {"train": read_samples(self.folder.store.labels.directory, columns).materialize(), "val": val}
         previous = self.folder.checkpoint(state.round - 1) if state.round else None
         warm = previous if (previous is not None and not self.config.training.reinit) else None
         meta = {"round": state.round, "run": self.config.name}
@@ -189,11 +191,12 @@ class ALDriver:
         state.phase = "eval"
 
     def _evaluate(self, state: RunState) -> None:
-        from raysurr.scoring import evaluate_splits
+        from raysurr.scoring import evaluate_splits, read_splits
 
         start = time.perf_counter()
         checkpoint = self.folder.checkpoint(state.round)
-        splits = {name: self.eval_dir / name for name in ("val", "test")}
+        paths = {name: self.eval_dir / name for name in ("val", "test")}
+        splits = self._once("splits", lambda: read_splits(paths, self.config.resources))
         metrics = evaluate_splits(checkpoint, splits, self.config.training, self.config.resources)
         val, test = metrics["val"], metrics["test"]
         state.row.update(val_wmae=val["wmae"], test_wmae=test["wmae"], test_mae_all=test["mae_all"],
@@ -258,7 +261,7 @@ class ALDriver:
 
     def _score_candidates(self, round_idx: int, done: set[int]) -> Candidates:
         """Scores (on Ray Data, if the function needs models) and selection vectors for the unlabelled pool."""
-        from raysurr.scoring import score_pool
+        from raysurr.scoring import read_pool, score_pool
 
         all_ids = np.arange(len(self.params))
         pool_ids = np.setdiff1d(all_ids, np.fromiter(done, dtype=np.int64, count=len(done)))
@@ -274,7 +277,8 @@ class ALDriver:
             scorer = {"acquisition": self.config.acquisition, "checkpoints": models, "simulator": self.config.simulator,
                       "plugins": self.config.plugins, "exclude": exclude,
                       "seed": child_seed(self.config.seed, "score", round_idx)}  # fmt: skip
-            scored = score_pool(self.folder.pool, scorer, self.config.resources)
+            pool = self._once("pool", lambda: read_pool(self.folder.pool, self.config.resources))
+            scored = score_pool(pool, scorer, self.config.resources)
             in_pool = np.isin(scored["sample_id"], pool_ids)
             scores = scored["score"][in_pool]
             if features:
@@ -304,6 +308,12 @@ class ALDriver:
             [table.column(n).to_numpy().astype(np.float64) for n in self.simulator.parameter_names]
         )
         return self.simulator.check_parameters(params)
+
+    def _once(self, name: str, read: Callable[[], Any]) -> Any:
+        """`read()` on first use, then the same object every round (Ray Data pays ~5 s per read, whatever its size)."""
+        if name not in self._read:
+            self._read[name] = read()
+        return self._read[name]
 
     @property
     def params(self) -> np.ndarray:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 import uuid
 from collections import OrderedDict
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -77,20 +78,38 @@ def evaluate(
     return _means(_per_sample(checkpoint, dataset, training, resources))
 
 
-def evaluate_splits(
-    checkpoint: str | Path, splits: dict[str, Path], training: TrainingConfig, resources: ResourcesConfig
-) -> dict[str, dict[str, float]]:
-    """`evaluate` over several Parquet folders of samples in one Ray Data pass, not one each.
+@dataclass(frozen=True)
+class Splits:
+    """Evaluation splits read once into Ray's object store, in blocks for the workers; reusable across passes."""
 
-    The folders' sample ids must be distinct (as in one `raysurr.dataset` folder's splits).
-    """
+    dataset: ray.data.Dataset
+    ids: dict[str, np.ndarray]  # each split's sample ids
+
+
+def read_splits(splits: dict[str, Path], resources: ResourcesConfig) -> Splits:
+    """Several Parquet folders of samples as one dataset; their sample ids must be distinct (as in one
+    `raysurr.dataset` folder's splits)."""
     ids = {name: pq.read_table(path, columns=["sample_id"]).column(0).to_numpy() for name, path in splits.items()}
     every = np.concatenate(list(ids.values()))
     if len(np.unique(every)) != len(every):
         raise ValueError(f"evaluate_splits: the splits {list(splits)} share sample ids")
     datasets = [read_samples(path) for path in splits.values()]
-    frame = _per_sample(checkpoint, datasets[0].union(*datasets[1:]), training, resources)
-    return {name: _means(frame[np.isin(frame["sample_id"], members)]) for name, members in ids.items()}
+    return Splits(_in_blocks(datasets[0].union(*datasets[1:]), resources), ids)
+
+
+def evaluate_splits(
+    checkpoint: str | Path, splits: dict[str, Path] | Splits, training: TrainingConfig, resources: ResourcesConfig
+) -> dict[str, dict[str, float]]:
+    """`evaluate` over several splits in one Ray Data pass, not one each.
+
+    Args:
+        splits: Parquet folders by split name, or the `read_splits` of them (read once, evaluated every round).
+    """
+    check_score_fit(resources)
+    if not isinstance(splits, Splits):
+        splits = read_splits(splits, resources)
+    frame = _metrics(checkpoint, splits.dataset, training, resources)
+    return {name: _means(frame[np.isin(frame["sample_id"], members)]) for name, members in splits.ids.items()}
 
 
 def _means(frame) -> dict[str, float]:
@@ -108,11 +127,21 @@ def check_score_fit(resources: ResourcesConfig) -> None:
 def _per_sample(checkpoint, dataset: ray.data.Dataset, training: TrainingConfig, resources: ResourcesConfig):
     """A pandas frame of per-sample metrics (sample_id and METRICS)."""
     check_score_fit(resources)
-    # Read first: on a small machine an actor pool holding every CPU would leave the read tasks waiting forever.
-    actors = resources.score_actors
-    rows = dataset.select_columns(["sample_id", "input", "target"]).repartition(4 * actors).materialize()
+    return _metrics(checkpoint, _in_blocks(dataset, resources), training, resources)
+
+
+def _in_blocks(dataset: ray.data.Dataset, resources: ResourcesConfig) -> ray.data.Dataset:
+    """The samples, read now (in several blocks per worker, so that every worker has work).
+
+    Read first: on a small machine an actor pool holding every CPU would leave the read tasks waiting forever.
+    """
+    columns = ["sample_id", "input", "target"]
+    return dataset.select_columns(columns).repartition(4 * resources.score_actors).materialize()
+
+
+def _metrics(checkpoint, dataset: ray.data.Dataset, training: TrainingConfig, resources: ResourcesConfig):
     kwargs = {"checkpoint": str(checkpoint), "loss_w": training.loss_w, "loss_w2": training.loss_w2}
-    return _map(rows, SampleMetrics, kwargs, resources).to_pandas()
+    return _map(dataset, SampleMetrics, kwargs, resources).to_pandas()
 
 
 def _map(dataset: ray.data.Dataset, udf: type, kwargs: dict[str, Any], resources: ResourcesConfig,
@@ -197,8 +226,17 @@ class PoolScorer:
         return self.acquisition.vectors == "features"
 
 
+def read_pool(pool: str | Path, resources: ResourcesConfig) -> ray.data.Dataset:
+    """A candidate pool (Parquet) read into Ray's object store, several blocks per scoring worker.
+
+    Candidates are parameter rows (small): read first, or on a small machine the read tasks could
+    wait forever behind an actor pool that holds every CPU.
+    """
+    return ray.data.read_parquet(str(pool)).repartition(4 * resources.score_actors).materialize()
+
+
 def score_pool(
-    pool: str | Path,
+    pool: str | Path | ray.data.Dataset,
     scorer: dict,
     resources: ResourcesConfig,
     batch_size: int = 64,
@@ -206,7 +244,8 @@ def score_pool(
     """Score the unlabelled rows of a candidate pool on Ray Data.
 
     Args:
-        pool: Parquet folder or file with `sample_id` and the simulator's parameter columns.
+        pool: Parquet folder or file with `sample_id` and the simulator's parameter columns, or its
+            `read_pool` (read once, scored every round).
         scorer: keyword arguments of `PoolScorer` (acquisition, checkpoints, simulator, plugins, exclude, seed).
         resources: `score_actors` workers score in parallel; with `use_gpu` each actor takes `gpus_per_score_actor`.
 
@@ -214,12 +253,8 @@ def score_pool(
         {"sample_id": [N], "score": [N], "vector": [N, F] if the function selects on features},
         sorted by sample_id. Only these small arrays reach the driver.
     """
-    actors = resources.score_actors
     check_score_fit(resources)
-    # Candidates are parameter rows (small): read them first, or on a small machine the read tasks
-    # could wait forever behind an actor pool that holds every CPU.
-    # Several blocks per actor, so that every actor has work.
-    dataset = ray.data.read_parquet(str(pool)).repartition(4 * actors).materialize()
+    dataset = pool if isinstance(pool, ray.data.Dataset) else read_pool(pool, resources)
     rows = _map(dataset, PoolScorer, scorer, resources, batch_size)
     columns: dict[str, list] = {}
     progress = Progress("score", total=dataset.count() - len(scorer.get("exclude", ())))

@@ -134,6 +134,9 @@ def _fit_task(
 
 @ray.remote
 def _train_task(datasets: dict[str, ray.data.Dataset], loop: _LoopConfig) -> dict[str, bytes]:
+    from raysurr.runtime import quiet_ray_data
+
+    quiet_ray_data()
     device = torch.device("cuda" if torch.cuda.is_available() and ray.get_gpu_ids() else "cpu")
     data = {name: _to_tensors(datasets[name].iter_batches(batch_size=256, batch_format="numpy"), device)
             for name in ("train", "val")}  # fmt: skip

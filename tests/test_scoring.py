@@ -9,7 +9,7 @@ import torch
 from raysurr.config import AcquisitionConfig, ResourcesConfig, SimulatorConfig
 from raysurr.data.store import parameters_table, write_table
 from raysurr.models.checkpoint import SurrogateSpec, save_surrogate
-from raysurr.scoring import PoolScorer, score_pool
+from raysurr.scoring import PoolScorer, read_pool, score_pool
 from raysurr.simulators import build_simulator
 
 pytestmark = pytest.mark.timeout(240)
@@ -45,8 +45,13 @@ def test_ray_data_scores_equal_in_process_scores(setup):
     exclude = ids[::7]
     kwargs = {"acquisition": AcquisitionConfig(name="tod"), "checkpoints": checkpoints, "simulator": SIMULATOR,
               "exclude": exclude}  # fmt: skip
-    scored = score_pool(root / "pool", kwargs, ResourcesConfig(score_actors=2))
+    resources = ResourcesConfig(score_actors=2)
+    scored = score_pool(root / "pool", kwargs, resources)
     expected = in_process(kwargs, ids, params)
+    pool = read_pool(root / "pool", resources)  # read once, scored every round
+    for _ in range(2):
+        again = score_pool(pool, kwargs, resources)
+        assert all(np.array_equal(again[key], scored[key]) for key in ("sample_id", "score"))
     assert not set(scored["sample_id"].tolist()) & set(exclude.tolist())
     assert np.array_equal(scored["sample_id"], expected["sample_id"])
     assert len(scored["sample_id"]) == 200 - len(exclude)
@@ -73,7 +78,7 @@ def write_samples(folder, ids: np.ndarray) -> None:
 
 def test_evaluating_splits_in_one_pass_equals_one_pass_each(setup):
     from raysurr.config import TrainingConfig
-    from raysurr.scoring import evaluate, evaluate_splits, read_samples
+    from raysurr.scoring import evaluate, evaluate_splits, read_samples, read_splits
 
     root, _, _, checkpoints = setup
     write_samples(root / "val", np.arange(0, 40))
@@ -85,5 +90,11 @@ def test_evaluating_splits_in_one_pass_equals_one_pass_each(setup):
         assert together[name]["n"] == alone["n"] == n
         for metric in ("wmae", "mae_all", "mae_source", "mae_field"):
             assert together[name][metric] == pytest.approx(alone[metric], rel=1e-6)
+    # Read once, evaluated again (as the driver does every round), with another model: the same as from the folders.
+    splits = read_splits({"val": root / "val", "test": root / "test"}, resources)
+    for checkpoint in checkpoints:
+        again = evaluate_splits(checkpoint, splits, training, resources)
+        assert again == evaluate_splits(checkpoint, {"val": root / "val", "test": root / "test"}, training, resources)
+    assert again != together
     with pytest.raises(ValueError, match="share sample ids"):
         evaluate_splits(checkpoints[0], {"a": root / "val", "b": root / "val"}, training, resources)
