@@ -16,12 +16,18 @@ class Progress:
         >>> p = Progress("label", total=4, stream=out, interval_s=0)
         >>> p.update(done=4)
         >>> p.close()
-        >>> "label 4/4" in out.getvalue()
+        >>> "label 4/4 (0 failed, 0 in flight)" in out.getvalue()
+        True
+        >>> out = io.StringIO()
+        >>> Progress("score", total=2, stream=out, failures=False).close()
+        >>> out.getvalue().startswith("score 0/2 0.0 samples/s")
         True
     """
 
-    def __init__(self, phase: str, total: int, stream: TextIO | None = None, interval_s: float = 5.0) -> None:
-        self.phase, self.total = phase, total
+    def __init__(
+        self, phase: str, total: int, stream: TextIO | None = None, interval_s: float = 5.0, failures: bool = True
+    ) -> None:
+        self.phase, self.total, self.failures = phase, total, failures  # failures: also report failed and in flight
         self.stream = stream if stream is not None else sys.stderr
         self.interval_s = interval_s
         self.done = self.failed = self.in_flight = 0
@@ -41,10 +47,8 @@ class Progress:
     def line(self) -> str:
         elapsed = time.monotonic() - self.start
         rate = (self.done + self.failed) / elapsed if elapsed > 0 else 0.0
-        return (
-            f"{self.phase} {self.done + self.failed}/{self.total} "
-            f"({self.failed} failed, {self.in_flight} in flight) {rate:.1f} samples/s {elapsed:.1f}s"
-        )
+        detail = f" ({self.failed} failed, {self.in_flight} in flight)" if self.failures else ""
+        return f"{self.phase} {self.done + self.failed}/{self.total}{detail} {rate:.1f} samples/s {elapsed:.1f}s"
 
     def close(self) -> None:
         self.in_flight = 0

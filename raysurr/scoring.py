@@ -257,7 +257,7 @@ def score_pool(
     dataset = pool if isinstance(pool, ray.data.Dataset) else read_pool(pool, resources)
     rows = _map(dataset, PoolScorer, scorer, resources, batch_size)
     columns: dict[str, list] = {}
-    progress = Progress("score", total=dataset.count() - len(scorer.get("exclude", ())))
+    progress = Progress("score", total=dataset.count() - len(scorer.get("exclude", ())), failures=False)
     for batch in rows.iter_batches(batch_size=1024, batch_format="numpy"):
         for name, values in batch.items():
             columns.setdefault(name, []).append(values)
