@@ -168,11 +168,11 @@ class ResourcesConfig(Section):
     cpus_per_simulator: float = 1.0
     gpus_per_simulator: float = 0.0
     simulator_resource: str | None = "simulator"  # custom resource asked for when the cluster has it
-    train_workers: int = 1
+    train_workers: int = 1  # more than one: DDP on Ray Train; one: a single Ray task
     cpus_per_train_worker: float = 1.0
     use_gpu: bool = False  # training workers and scoring actors ask for GPUs
     gpus_per_train_worker: float = 1.0  # with use_gpu; a fraction lets trials or workers share a GPU
-    score_actors: int = 1
+    score_actors: int = 1  # scoring and evaluation workers (tasks on CPUs, actors on GPUs)
     gpus_per_score_actor: float = 1.0  # with use_gpu
 
     def __post_init__(self) -> None:
