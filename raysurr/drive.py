@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import ray
+from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 from raysurr.cli import (
     add_address_argument,
@@ -75,8 +76,13 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def start_driver(run_dir: Path, config: Config) -> ray.actor.ActorHandle:
-    """The run's ALDriver as a named actor (the name keeps two drivers off one run); call `.run.remote()`."""
-    actor = ray.remote(ALDriver).options(name=driver_name(config.name), num_cpus=0, max_concurrency=1)
+    """The run's ALDriver as a named actor (the name keeps two drivers off one run); call `.run.remote()`.
+
+    It runs on this process's node, where `run_dir` is: its workers get data through Ray, not the disk.
+    """
+    here = NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(), soft=False)
+    actor = ray.remote(ALDriver).options(name=driver_name(config.name), num_cpus=0, max_concurrency=1,
+                                         scheduling_strategy=here)  # fmt: skip
     try:
         return actor.remote(str(run_dir), config.to_dict())
     except ValueError:  # Ray refuses a second actor of the same name

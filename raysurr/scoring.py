@@ -24,6 +24,8 @@ import ray.data
 import torch
 
 from raysurr.config import AcquisitionConfig, ResourcesConfig, SimulatorConfig, TrainingConfig, load_plugins
+from raysurr.errors import DatasetError
+from raysurr.models.checkpoint import checkpoint_bytes, load_surrogate
 from raysurr.models.losses import per_sample_weighted_mae, roi_mae
 from raysurr.progress import Progress
 from raysurr.runtime import check_fits
@@ -33,9 +35,16 @@ METRICS = ("wmae", "mae_all", "mae_source", "mae_field")
 
 
 def read_samples(path: str | Path, columns: list[str] | None = None) -> ray.data.Dataset:
-    """A Parquet folder of samples as a Ray Dataset (optionally only some columns)."""
-    dataset = ray.data.read_parquet(str(path))
-    return dataset.select_columns(columns) if columns else dataset
+    """A Parquet file or folder as a Ray Dataset (optionally only some columns), one block per file.
+
+    The files are read here and handed to Ray's object store, so the workers that use the data may
+    be on nodes that do not see this disk (run folders live on the node of the command).
+    """
+    path = Path(path)
+    files = sorted(f for f in path.glob("*.parquet") if not f.name.startswith((".", "_"))) if path.is_dir() else [path]
+    if not files:
+        raise DatasetError(f"{str(path)!r} holds no Parquet files")
+    return ray.data.from_arrow([pq.read_table(f, columns=columns) for f in files])
 
 
 class SampleMetrics:
@@ -44,9 +53,7 @@ class SampleMetrics:
     The source region is where the first input channel is > 0 (the sources of diffusion2d).
     """
 
-    def __init__(self, checkpoint: str, loss_w: float, loss_w2: float, threads: int = 1) -> None:
-        from raysurr.models.checkpoint import load_surrogate
-
+    def __init__(self, checkpoint: str | bytes, loss_w: float, loss_w2: float, threads: int = 1) -> None:
         self.threads = threads
         self.device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
         self.model = load_surrogate(checkpoint, self.device)
@@ -131,16 +138,14 @@ def _per_sample(checkpoint, dataset: ray.data.Dataset, training: TrainingConfig,
 
 
 def _in_blocks(dataset: ray.data.Dataset, resources: ResourcesConfig) -> ray.data.Dataset:
-    """The samples, read now (in several blocks per worker, so that every worker has work).
-
-    Read first: on a small machine an actor pool holding every CPU would leave the read tasks waiting forever.
-    """
+    """The samples in several blocks per worker (so that every worker has work), materialized now:
+    on a small machine an actor pool holding every CPU would leave the repartition waiting forever."""
     columns = ["sample_id", "input", "target"]
     return dataset.select_columns(columns).repartition(4 * resources.score_actors).materialize()
 
 
 def _metrics(checkpoint, dataset: ray.data.Dataset, training: TrainingConfig, resources: ResourcesConfig):
-    kwargs = {"checkpoint": str(checkpoint), "loss_w": training.loss_w, "loss_w2": training.loss_w2}
+    kwargs = {"checkpoint": checkpoint_bytes(checkpoint), "loss_w": training.loss_w, "loss_w2": training.loss_w2}
     return _map(dataset, SampleMetrics, kwargs, resources).to_pandas()
 
 
@@ -182,7 +187,7 @@ class PoolScorer:
     def __init__(
         self,
         acquisition: AcquisitionConfig,
-        checkpoints: list[str],
+        checkpoints: list[str | bytes],
         simulator: SimulatorConfig,
         plugins: tuple[str, ...] = (),
         exclude: np.ndarray | None = None,
@@ -190,7 +195,6 @@ class PoolScorer:
         threads: int = 1,
     ) -> None:
         from raysurr.acquisition import build_acquisition
-        from raysurr.models.checkpoint import load_surrogate
         from raysurr.simulators import build_simulator
 
         load_plugins(plugins)
@@ -227,12 +231,8 @@ class PoolScorer:
 
 
 def read_pool(pool: str | Path, resources: ResourcesConfig) -> ray.data.Dataset:
-    """A candidate pool (Parquet) read into Ray's object store, several blocks per scoring worker.
-
-    Candidates are parameter rows (small): read first, or on a small machine the read tasks could
-    wait forever behind an actor pool that holds every CPU.
-    """
-    return ray.data.read_parquet(str(pool)).repartition(4 * resources.score_actors).materialize()
+    """A candidate pool (Parquet) in Ray's object store, several blocks per scoring worker."""
+    return read_samples(pool).repartition(4 * resources.score_actors).materialize()
 
 
 def score_pool(
@@ -255,6 +255,7 @@ def score_pool(
     """
     check_score_fit(resources)
     dataset = pool if isinstance(pool, ray.data.Dataset) else read_pool(pool, resources)
+    scorer = {**scorer, "checkpoints": [checkpoint_bytes(path) for path in scorer.get("checkpoints", [])]}
     rows = _map(dataset, PoolScorer, scorer, resources, batch_size)
     columns: dict[str, list] = {}
     progress = Progress("score", total=dataset.count() - len(scorer.get("exclude", ())), failures=False)

@@ -6,7 +6,9 @@ needs no process group, so it trains in a single Ray task instead: no controller
 to start every round (13-25 s on 2 cores), and on CPUs Ray reuses the task's warm process (torch
 already imported) from round to round. Both run the same loop (`Fit`): Adam on the study's weighted
 MAE, validation every epoch, best-validation weights kept, early stop after `patience` epochs
-without improvement; both write one self-describing checkpoint plus the per-epoch history.
+without improvement. The checkpoint (best weights plus the per-epoch history) travels back through
+Ray, not a shared disk, and is written to `out_dir` on the caller's node; the warm-start weights
+travel out the same way.
 """
 
 from __future__ import annotations
@@ -24,9 +26,10 @@ import ray
 import ray.train
 import ray.train.torch
 import torch
+from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 from raysurr.config import ModelConfig, ResourcesConfig, TrainingConfig
-from raysurr.models.checkpoint import SurrogateSpec, read_checkpoint, save_surrogate
+from raysurr.models.checkpoint import SurrogateSpec, checkpoint_bytes, read_checkpoint, save_surrogate
 from raysurr.models.fitting import Fit
 from raysurr.runtime import check_fits
 from raysurr.seeding import child_seed
@@ -55,7 +58,7 @@ class _LoopConfig:
     training: dict[str, Any]
     seed: int
     threads: int
-    warm_start: str | None
+    warm_start: bytes | None  # a checkpoint's contents: the worker may be on a node without the driver's disk
     meta: dict[str, Any]
 
 
@@ -84,7 +87,7 @@ def fit(
     out_dir = Path(out_dir).resolve()
     init = {"in_channels": channels[0], "out_channels": channels[1], **model.options}
     loop = _LoopConfig(model.name, init, asdict(training), seed, max(1, int(resources.cpus_per_train_worker)),
-                       str(warm_start) if warm_start else None, dict(meta or {}))  # fmt: skip
+                       checkpoint_bytes(warm_start) if warm_start else None, dict(meta or {}))  # fmt: skip
     scaling = scaling_config(resources)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
@@ -100,22 +103,48 @@ def fit(
 def _fit_ray_train(
     datasets: dict[str, ray.data.Dataset], loop: _LoopConfig, scaling: ray.train.ScalingConfig, out_dir: Path
 ) -> None:
+    # Rank 0 hands the checkpoint to an inbox on this node rather than to Ray Train's storage, which
+    # would have to be a disk every node shares.
+    here = NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(), soft=False)
+    inbox = _Inbox.options(scheduling_strategy=here).remote()
     storage = Path(tempfile.mkdtemp(prefix=".ray-train-", dir=out_dir.parent))
     trainer = ray.train.torch.TorchTrainer(
         train_loop_per_worker,
-        train_loop_config={"loop": loop},
+        train_loop_config={"loop": loop, "inbox": inbox},
         scaling_config=scaling,
         run_config=ray.train.RunConfig(storage_path=str(storage), name="fit"),
         datasets=datasets,
     )
     try:
-        result = trainer.fit()
-        if out_dir.exists():
-            shutil.rmtree(out_dir)
-        with result.checkpoint.as_directory() as source:
-            shutil.copytree(source, out_dir)
+        trainer.fit()
+        _write_files(ray.get(inbox.files.remote()), out_dir)
     finally:
+        ray.kill(inbox)
         shutil.rmtree(storage, ignore_errors=True)
+
+
+@ray.remote(num_cpus=0)
+class _Inbox:
+    """Holds what rank 0 sends: the checkpoint folder's files."""
+
+    def __init__(self) -> None:
+        self._files: dict[str, bytes] = {}
+
+    def put(self, files: dict[str, bytes]) -> None:
+        self._files = files
+
+    def files(self) -> dict[str, bytes]:
+        return self._files
+
+
+def _write_files(files: dict[str, bytes], out_dir: Path) -> None:
+    if not files:
+        raise RuntimeError("training finished without a checkpoint")
+    if out_dir.exists():
+        shutil.rmtree(out_dir)
+    out_dir.mkdir(parents=True)
+    for name, content in files.items():
+        (out_dir / name).write_bytes(content)
 
 
 def _fit_task(
@@ -124,12 +153,7 @@ def _fit_task(
     """One worker in one Ray task; the checkpoint comes back as file contents (no shared disk needed)."""
     per_worker = scaling.resources_per_worker
     task = _train_task.options(num_cpus=per_worker.get("CPU", 1), num_gpus=per_worker.get("GPU", 0))
-    files = ray.get(task.remote(datasets, loop))
-    if out_dir.exists():
-        shutil.rmtree(out_dir)
-    out_dir.mkdir(parents=True)
-    for name, content in files.items():
-        (out_dir / name).write_bytes(content)
+    _write_files(ray.get(task.remote(datasets, loop)), out_dir)
 
 
 @ray.remote
@@ -141,10 +165,7 @@ def _train_task(datasets: dict[str, ray.data.Dataset], loop: _LoopConfig) -> dic
     data = {name: _to_tensors(datasets[name].iter_batches(batch_size=256, batch_format="numpy"), device)
             for name in ("train", "val")}  # fmt: skip
     net, spec = _network(loop)
-    run = _train(net.to(device), data, loop, rank=0, world=1)
-    with tempfile.TemporaryDirectory() as tmp:
-        _write_checkpoint(run, spec, tmp)
-        return {path.name: path.read_bytes() for path in Path(tmp).iterdir()}
+    return _checkpoint_files(_train(net.to(device), data, loop, rank=0, world=1), spec)
 
 
 def scaling_config(resources: ResourcesConfig) -> ray.train.ScalingConfig:
@@ -169,7 +190,9 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
                               device) for name in ("train", "val")}  # fmt: skip
     net, spec = _network(loop)
     run = _train(ray.train.torch.prepare_model(net), data, loop, rank, world)
-    _report(rank, run, spec)
+    if rank == 0:
+        ray.get(config["inbox"].put.remote(_checkpoint_files(run, spec)))
+    ray.train.report({"epochs": len(run.history)}, checkpoint=None)
 
 
 def _network(loop: _LoopConfig) -> tuple[torch.nn.Module, SurrogateSpec]:
@@ -221,19 +244,11 @@ def _to_tensors(batches, device: torch.device) -> tuple[torch.Tensor, torch.Tens
     return x.to(device), y.to(device)
 
 
-def _report(rank: int, run: Fit, spec: SurrogateSpec) -> None:
-    """Rank 0 reports the checkpoint; every rank reports once."""
-    if rank != 0:
-        ray.train.report({"epochs": len(run.history)}, checkpoint=None)
-        return
-    with tempfile.TemporaryDirectory() as tmp:
-        _write_checkpoint(run, spec, tmp)
-        ray.train.report({"epochs": len(run.history)}, checkpoint=ray.train.Checkpoint.from_directory(tmp))
-
-
-def _write_checkpoint(run: Fit, spec: SurrogateSpec, folder: str) -> None:
-    """The best weights and the history as one checkpoint folder."""
+def _checkpoint_files(run: Fit, spec: SurrogateSpec) -> dict[str, bytes]:
+    """The best weights and the history: the files of one checkpoint folder."""
     history = run.history
     meta = {**spec.meta, "epochs_run": len(history), "best_val_wmae": min(r["val_wmae"] for r in history)}
-    save_surrogate(run.best_network(), SurrogateSpec(spec.name, spec.init, spec.transform, meta), folder)
-    Path(folder, HISTORY).write_text(json.dumps(history))
+    with tempfile.TemporaryDirectory() as folder:
+        save_surrogate(run.best_network(), SurrogateSpec(spec.name, spec.init, spec.transform, meta), folder)
+        Path(folder, HISTORY).write_text(json.dumps(history))
+        return {path.name: path.read_bytes() for path in Path(folder).iterdir()}

@@ -98,3 +98,20 @@ def test_evaluating_splits_in_one_pass_equals_one_pass_each(setup):
     assert again != together
     with pytest.raises(ValueError, match="share sample ids"):
         evaluate_splits(checkpoints[0], {"a": root / "val", "b": root / "val"}, training, resources)
+
+
+def test_read_samples_hands_the_data_to_ray_so_workers_need_no_shared_disk(ray_local, tmp_path):
+    import shutil
+
+    from raysurr.errors import DatasetError
+    from raysurr.scoring import read_samples
+
+    write_samples(tmp_path / "a", np.arange(0, 30))
+    write_samples(tmp_path / "a", np.arange(30, 50))
+    dataset = read_samples(tmp_path / "a", ["sample_id", "input"])
+    shutil.rmtree(tmp_path / "a")  # a worker on another node would not see it either
+    assert dataset.num_blocks() == 2 and dataset.columns() == ["sample_id", "input"]
+    ids = dataset.map_batches(lambda batch: {"sample_id": batch["sample_id"] * 2}).to_pandas()["sample_id"]
+    assert sorted(ids) == list(range(0, 100, 2))
+    with pytest.raises(DatasetError, match="holds no Parquet files"):
+        read_samples(tmp_path)

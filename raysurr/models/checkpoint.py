@@ -7,6 +7,7 @@ metadata and a format version, so `load_surrogate(path)` needs no config. Files 
 
 from __future__ import annotations
 
+import io
 import os
 import pickle
 import uuid
@@ -103,32 +104,47 @@ def save_surrogate(model: nn.Module, spec: SurrogateSpec, path: str | Path) -> P
     return path
 
 
-def read_checkpoint(path: str | Path) -> tuple[SurrogateSpec, dict[str, torch.Tensor]]:
-    """The spec and the state dict of a checkpoint, with clear errors for bad files."""
-    path = Path(path)
-    if path.is_dir():
-        path = path / FILENAME
-    if not path.is_file():
-        raise CheckpointError(f"no surrogate checkpoint at {str(path)!r}")
+def read_checkpoint(source: str | Path | bytes) -> tuple[SurrogateSpec, dict[str, torch.Tensor]]:
+    """The spec and the state dict of a checkpoint, with clear errors for bad files.
+
+    `source` is a checkpoint file or folder, or a checkpoint file's contents (as Ray passes it to
+    workers on other nodes, which do not see the driver's disk).
+    """
+    if isinstance(source, bytes):
+        where, handle = "the checkpoint passed in memory", io.BytesIO(source)
+    else:
+        path = Path(source)
+        if path.is_dir():
+            path = path / FILENAME
+        if not path.is_file():
+            raise CheckpointError(f"no surrogate checkpoint at {str(path)!r}")
+        where, handle = repr(str(path)), path
     try:
         with warnings.catch_warnings():  # torch warns about foreign pickles; the error below says more
             warnings.simplefilter("ignore", UserWarning)
-            payload = torch.load(path, map_location="cpu", weights_only=True)
+            payload = torch.load(handle, map_location="cpu", weights_only=True)
     except (RuntimeError, pickle.UnpicklingError, zipfile.BadZipFile, EOFError, ValueError, OSError) as exc:
         reason = str(exc).splitlines()[0][:120] if str(exc) else type(exc).__name__
-        raise CheckpointError(f"{str(path)!r} is not a readable surrogate checkpoint ({reason})") from None
+        raise CheckpointError(f"{where} is not a readable surrogate checkpoint ({reason})") from None
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
-        raise CheckpointError(f"{str(path)!r} is not a raysurr surrogate checkpoint (no '{FORMAT}' header)")
+        raise CheckpointError(f"{where} is not a raysurr surrogate checkpoint (no '{FORMAT}' header)")
     if payload.get("version") != VERSION:
-        raise CheckpointError(
-            f"{str(path)!r} has checkpoint version {payload.get('version')}; this raysurr reads {VERSION}"
-        )
+        raise CheckpointError(f"{where} has checkpoint version {payload.get('version')}; this raysurr reads {VERSION}")
     transform = TargetTransform(tuple(payload["transform"]["shift"]), tuple(payload["transform"]["scale"]))
     return SurrogateSpec(payload["name"], payload["init"], transform, payload["meta"]), payload["state_dict"]
 
 
-def load_surrogate(path: str | Path, device: str | torch.device = "cpu") -> Surrogate:
-    """Rebuild a trained surrogate from its checkpoint alone, in eval mode.
+def checkpoint_bytes(path: str | Path) -> bytes:
+    """A checkpoint file's contents (`path` may be its folder), to hand to workers that cannot see this disk."""
+    path = Path(path)
+    path = path / FILENAME if path.is_dir() else path
+    if not path.is_file():
+        raise CheckpointError(f"no surrogate checkpoint at {str(path)!r}")
+    return path.read_bytes()
+
+
+def load_surrogate(path: str | Path | bytes, device: str | torch.device = "cpu") -> Surrogate:
+    """Rebuild a trained surrogate from its checkpoint alone (a path, or its contents), in eval mode.
 
     Example:
         >>> import tempfile
@@ -143,5 +159,6 @@ def load_surrogate(path: str | Path, device: str | torch.device = "cpu") -> Surr
     try:
         model.load_state_dict(state)
     except RuntimeError as exc:
-        raise CheckpointError(f"{str(path)!r}: weights do not fit model {spec.name!r} ({str(exc)[:120]})") from None
+        where = "the checkpoint" if isinstance(path, bytes) else repr(str(path))
+        raise CheckpointError(f"{where}: weights do not fit model {spec.name!r} ({str(exc)[:120]})") from None
     return Surrogate(model, spec.transform).to(device).eval()
