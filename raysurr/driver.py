@@ -197,7 +197,7 @@ class ALDriver:
         checkpoint = self.folder.checkpoint(state.round)
         paths = {name: self.eval_dir / name for name in ("val", "test")}
         splits = self._once("splits", lambda: read_splits(paths, self.config.resources))
-        metrics = evaluate_splits(checkpoint, splits, self.config.training, self.config.resources)
+        metrics = evaluate_splits(checkpoint, splits, self.config)
         val, test = metrics["val"], metrics["test"]
         state.row.update(val_wmae=val["wmae"], test_wmae=test["wmae"], test_mae_all=test["mae_all"],
                          test_mae_source=test["mae_source"], test_mae_field=test["mae_field"],

@@ -23,7 +23,7 @@ import ray
 import ray.data
 import torch
 
-from raysurr.config import AcquisitionConfig, ResourcesConfig, SimulatorConfig, TrainingConfig, load_plugins
+from raysurr.config import AcquisitionConfig, Config, ResourcesConfig, SimulatorConfig, load_plugins
 from raysurr.errors import DatasetError
 from raysurr.models.checkpoint import checkpoint_bytes, load_surrogate
 from raysurr.models.losses import per_sample_weighted_mae, roi_mae
@@ -50,13 +50,25 @@ def read_samples(path: str | Path, columns: list[str] | None = None) -> ray.data
 class SampleMetrics:
     """Per-sample weighted MAE and region MAEs of a surrogate; used as a `map_batches` class.
 
-    The source region is where the first input channel is > 0 (the sources of diffusion2d).
+    The "source" region is the simulator's `region_of_interest` of each input; the rest is "field".
     """
 
-    def __init__(self, checkpoint: str | bytes, loss_w: float, loss_w2: float, threads: int = 1) -> None:
+    def __init__(
+        self,
+        checkpoint: str | bytes,
+        loss_w: float,
+        loss_w2: float,
+        simulator: SimulatorConfig,
+        plugins: tuple[str, ...] = (),
+        threads: int = 1,
+    ) -> None:
+        from raysurr.simulators import build_simulator
+
+        load_plugins(plugins)
         self.threads = threads
         self.device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
         self.model = load_surrogate(checkpoint, self.device)
+        self.simulator = build_simulator(simulator)
         self.w, self.w2 = loss_w, loss_w2
 
     @torch.no_grad()
@@ -65,7 +77,8 @@ class SampleMetrics:
         x = torch.tensor(batch["input"], device=self.device)  # a copy: Ray's arrays are read-only
         y = torch.tensor(batch["target"], device=self.device)
         pred = self.model(x)
-        regions = roi_mae(pred, y, x[:, 0] > 0)
+        region = torch.as_tensor(self.simulator.region_of_interest(np.asarray(batch["input"])), device=self.device)
+        regions = roi_mae(pred, y, region)
         return {
             "sample_id": batch["sample_id"],
             "wmae": per_sample_weighted_mae(pred, y, self.w, self.w2).cpu().numpy(),
@@ -73,16 +86,15 @@ class SampleMetrics:
         }
 
 
-def evaluate(
-    checkpoint: str | Path, dataset: ray.data.Dataset, training: TrainingConfig, resources: ResourcesConfig
-) -> dict[str, float]:
+def evaluate(checkpoint: str | Path, dataset: ray.data.Dataset, config: Config) -> dict[str, float]:
     """Mean metrics of a checkpoint over a dataset (with `sample_id`, `input`, `target`).
 
     Returns:
         {"wmae", "mae_all", "mae_source", "mae_field", "n"}; region means skip samples without
         pixels of that region.
     """
-    return _means(_per_sample(checkpoint, dataset, training, resources))
+    check_score_fit(config.resources)
+    return _means(_metrics(checkpoint, _in_blocks(dataset, config.resources), config))
 
 
 @dataclass(frozen=True)
@@ -105,17 +117,17 @@ def read_splits(splits: dict[str, Path], resources: ResourcesConfig) -> Splits:
 
 
 def evaluate_splits(
-    checkpoint: str | Path, splits: dict[str, Path] | Splits, training: TrainingConfig, resources: ResourcesConfig
+    checkpoint: str | Path, splits: dict[str, Path] | Splits, config: Config
 ) -> dict[str, dict[str, float]]:
     """`evaluate` over several splits in one Ray Data pass, not one each.
 
     Args:
         splits: Parquet folders by split name, or the `read_splits` of them (read once, evaluated every round).
     """
-    check_score_fit(resources)
+    check_score_fit(config.resources)
     if not isinstance(splits, Splits):
-        splits = read_splits(splits, resources)
-    frame = _metrics(checkpoint, splits.dataset, training, resources)
+        splits = read_splits(splits, config.resources)
+    frame = _metrics(checkpoint, splits.dataset, config)
     return {name: _means(frame[np.isin(frame["sample_id"], members)]) for name, members in splits.ids.items()}
 
 
@@ -131,12 +143,6 @@ def check_score_fit(resources: ResourcesConfig) -> None:
                "or add nodes that have them")  # fmt: skip
 
 
-def _per_sample(checkpoint, dataset: ray.data.Dataset, training: TrainingConfig, resources: ResourcesConfig):
-    """A pandas frame of per-sample metrics (sample_id and METRICS)."""
-    check_score_fit(resources)
-    return _metrics(checkpoint, _in_blocks(dataset, resources), training, resources)
-
-
 def _in_blocks(dataset: ray.data.Dataset, resources: ResourcesConfig) -> ray.data.Dataset:
     """The samples in several blocks per worker (so that every worker has work), materialized now:
     on a small machine an actor pool holding every CPU would leave the repartition waiting forever."""
@@ -144,9 +150,11 @@ def _in_blocks(dataset: ray.data.Dataset, resources: ResourcesConfig) -> ray.dat
     return dataset.select_columns(columns).repartition(4 * resources.score_actors).materialize()
 
 
-def _metrics(checkpoint, dataset: ray.data.Dataset, training: TrainingConfig, resources: ResourcesConfig):
-    kwargs = {"checkpoint": checkpoint_bytes(checkpoint), "loss_w": training.loss_w, "loss_w2": training.loss_w2}
-    return _map(dataset, SampleMetrics, kwargs, resources).to_pandas()
+def _metrics(checkpoint: str | Path, dataset: ray.data.Dataset, config: Config):
+    """A pandas frame of per-sample metrics (sample_id and METRICS)."""
+    kwargs = {"checkpoint": checkpoint_bytes(checkpoint), "loss_w": config.training.loss_w,
+              "loss_w2": config.training.loss_w2, "simulator": config.simulator, "plugins": config.plugins}  # fmt: skip
+    return _map(dataset, SampleMetrics, kwargs, config.resources).to_pandas()
 
 
 def _map(dataset: ray.data.Dataset, udf: type, kwargs: dict[str, Any], resources: ResourcesConfig,

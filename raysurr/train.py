@@ -85,7 +85,7 @@ def train_and_evaluate(config: Config, info: DatasetInfo, channels: tuple[int, i
     result = fit(datasets, config.model, channels, config.training, config.resources, out / "checkpoint",
                  seed=child_seed(config.seed, "train"), meta=meta)  # fmt: skip
     start = time.perf_counter()
-    test = evaluate(result.checkpoint, read_samples(info.split_dir("test")), config.training, config.resources)
+    test = evaluate(result.checkpoint, read_samples(info.split_dir("test")), config)
     return {
         **{f"test_{k}": v for k, v in test.items() if k != "n"},
         "n_test": test["n"],

@@ -8,7 +8,7 @@ import torch
 
 from raysurr.config import AcquisitionConfig, ResourcesConfig, SimulatorConfig
 from raysurr.data.store import parameters_table, write_table
-from raysurr.models.checkpoint import SurrogateSpec, save_surrogate
+from raysurr.models.checkpoint import SurrogateSpec, load_surrogate, save_surrogate
 from raysurr.scoring import PoolScorer, read_pool, score_pool
 from raysurr.simulators import build_simulator
 
@@ -77,27 +77,47 @@ def write_samples(folder, ids: np.ndarray) -> None:
 
 
 def test_evaluating_splits_in_one_pass_equals_one_pass_each(setup):
-    from raysurr.config import TrainingConfig
+    from raysurr.config import Config
     from raysurr.scoring import evaluate, evaluate_splits, read_samples, read_splits
 
     root, _, _, checkpoints = setup
     write_samples(root / "val", np.arange(0, 40))
     write_samples(root / "test", np.arange(40, 70))
-    training, resources = TrainingConfig(), ResourcesConfig(score_actors=1)
-    together = evaluate_splits(checkpoints[0], {"val": root / "val", "test": root / "test"}, training, resources)
+    resources = ResourcesConfig(score_actors=1)
+    config = Config(simulator=SIMULATOR, resources=resources)
+    together = evaluate_splits(checkpoints[0], {"val": root / "val", "test": root / "test"}, config)
     for name, n in [("val", 40), ("test", 30)]:
-        alone = evaluate(checkpoints[0], read_samples(root / name), training, resources)
+        alone = evaluate(checkpoints[0], read_samples(root / name), config)
         assert together[name]["n"] == alone["n"] == n
         for metric in ("wmae", "mae_all", "mae_source", "mae_field"):
             assert together[name][metric] == pytest.approx(alone[metric], rel=1e-6)
     # Read once, evaluated again (as the driver does every round), with another model: the same as from the folders.
     splits = read_splits({"val": root / "val", "test": root / "test"}, resources)
     for checkpoint in checkpoints:
-        again = evaluate_splits(checkpoint, splits, training, resources)
-        assert again == evaluate_splits(checkpoint, {"val": root / "val", "test": root / "test"}, training, resources)
+        again = evaluate_splits(checkpoint, splits, config)
+        assert again == evaluate_splits(checkpoint, {"val": root / "val", "test": root / "test"}, config)
     assert again != together
     with pytest.raises(ValueError, match="share sample ids"):
-        evaluate_splits(checkpoints[0], {"a": root / "val", "b": root / "val"}, training, resources)
+        evaluate_splits(checkpoints[0], {"a": root / "val", "b": root / "val"}, config)
+
+
+def test_region_errors_follow_the_simulators_region_of_interest(setup):
+    from raysurr.scoring import SampleMetrics
+
+    _, _, _, checkpoints = setup
+    sim = build_simulator(SIMULATOR)
+    params = sim.sample(6, np.random.default_rng(3))
+    x, y = sim.render(params), sim.simulate(params).outputs
+    metrics = SampleMetrics(checkpoints[0], 1.0, 2000.0, SIMULATOR)(
+        {"sample_id": np.arange(6), "input": x, "target": y}
+    )
+    with torch.no_grad():
+        error = np.abs(load_surrogate(checkpoints[0])(torch.tensor(x)).numpy() - y)[:, 0]
+    region = x[:, 0] > 0  # diffusion2d's sources
+    assert region.any() and (~region).any()
+    pairs = list(zip(error, region, strict=True))
+    np.testing.assert_allclose(metrics["mae_source"], [e[r].mean() for e, r in pairs], rtol=1e-5)
+    np.testing.assert_allclose(metrics["mae_field"], [e[~r].mean() for e, r in pairs], rtol=1e-5)
 
 
 def test_read_samples_hands_the_data_to_ray_so_workers_need_no_shared_disk(ray_local, tmp_path):

@@ -35,7 +35,7 @@ def roi_mae(pred: torch.Tensor, target: torch.Tensor, source_mask: torch.Tensor)
 
     Args:
         pred, target: [n, C, H, W].
-        source_mask: [n, H, W] bool, the region of interest (for diffusion2d: input > 0).
+        source_mask: [n, H, W] bool, the region of interest (the simulator's `region_of_interest`).
 
     Returns:
         {"all", "source", "field"} -> [n]; a region with no pixel in a sample gives NaN there.

@@ -110,6 +110,14 @@ class AbstractSimulator(abc.ABC):
         span = np.array([p.high - p.low for p in self.parameters])
         return (np.asarray(params, dtype=np.float64) - low) / np.where(span > 0, span, 1.0)
 
+    def region_of_interest(self, inputs: np.ndarray) -> np.ndarray:
+        """[n, H, W] bool: each input's pixels of interest, the "source" region of the region MAEs
+        (the rest is the "field" region).
+
+        The default: the pixels where the first input channel is non-zero.
+        """
+        return np.asarray(inputs)[:, 0] != 0
+
     @abc.abstractmethod
     def render(self, params: np.ndarray) -> np.ndarray:
         """The network inputs of a batch: [n, *input_shape] float32. Cheap."""

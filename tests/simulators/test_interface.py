@@ -72,6 +72,13 @@ def test_default_embedding_scales_to_unit_range():
     assert emb.tolist() == [[0.0, 0.0], [1.0, 1.0]]
 
 
+def test_default_region_of_interest_is_where_the_first_input_channel_is_nonzero():
+    inputs = np.zeros((2, 2, 3, 3), np.float32)
+    inputs[0, 0, 1, 1], inputs[1, 0, 0, 2], inputs[1, 1] = -0.5, 2.0, 7.0  # channel 1 does not count
+    region = Square().region_of_interest(inputs)
+    assert region.shape == (2, 3, 3) and region.sum() == 2 and region[0, 1, 1] and region[1, 0, 2]
+
+
 @pytest.mark.parametrize(
     ("outputs", "message"),
     [

@@ -112,6 +112,10 @@ class Diffusion2D(AbstractSimulator):
             outputs=(field / peak[:, None, None])[:, None].astype(np.float32), extras={"target_max": peak}
         )
 
+    def region_of_interest(self, inputs: np.ndarray) -> np.ndarray:
+        """The study's source region: where the source term (input channel 0) is positive."""
+        return np.asarray(inputs)[:, 0] > 0
+
     def embed(self, params: np.ndarray) -> np.ndarray:
         """The study's 7 numbers: distance between the sources, both centres, both fluxes, scaled to ~[0, 1]."""
         p = np.asarray(params, dtype=np.float64)
