@@ -7,10 +7,9 @@ Example:
 
 from __future__ import annotations
 
-import argparse
 from collections.abc import Sequence
 
-from raysurr.cli import add_config_arguments, config_from_args, run
+from raysurr.cli import Parser, add_config_arguments, config_from_args, run
 from raysurr.registry import Registry
 
 
@@ -30,7 +29,7 @@ def registries() -> dict[str, Registry]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m raysurr", description="raysurr utilities")
+    parser = Parser(prog="python -m raysurr", description="raysurr utilities")
     commands = parser.add_subparsers(dest="command", required=True)
     add_config_arguments(commands.add_parser("list", help="print every registered simulator, model, acquisition"))
     args = parser.parse_args(argv)

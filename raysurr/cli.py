@@ -1,15 +1,26 @@
-"""What every `python -m raysurr.*` command shares: config arguments and one-line errors."""
+"""What every `python -m raysurr.*` command shares: config arguments, output folders, one-line errors."""
 
 from __future__ import annotations
 
 import argparse
+import os
+import stat
 import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import NoReturn
 
 from raysurr.config import Config, load_config
-from raysurr.errors import ConfigError, RaysurrError
+from raysurr.data.lock import LOCK_NAME, FolderLock
+from raysurr.errors import ConfigError, RaysurrError, RunFailed
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse whose usage errors are raysurr's one line and exit status 2 (not usage plus a line)."""
+
+    def error(self, message: str) -> NoReturn:
+        raise ConfigError(f"{message} (see {self.prog} --help)")
 
 
 def add_config_arguments(parser: argparse.ArgumentParser) -> None:
@@ -28,6 +39,7 @@ def add_config_arguments(parser: argparse.ArgumentParser) -> None:
         default=[],
         help="override a config key, value parsed as YAML (repeatable), e.g. --set simulator.grid=64",
     )
+    parser.add_argument("--debug", action="store_true", help="print the full traceback of an error raised inside Ray")
 
 
 def add_address_argument(parser: argparse.ArgumentParser) -> None:
@@ -43,33 +55,104 @@ def config_from_args(args: argparse.Namespace, extra: Sequence[str] = ()) -> Con
     return load_config(args.config, [*args.overrides, *extra])
 
 
-def new_output_folder(given: Path | None, default_name: str, kind: str, config: Config) -> Path:
-    """A command's fresh output folder with the resolved config in it: `given`, or runs/NAME-TIME.
+def output_folder(given: Path | None, default_name: str, kind: str) -> Path:
+    """The folder a new job will write: `given`, or runs/NAME-TIME. Checked now, created by `claim_new_folder`.
 
-    A non-empty folder is refused (the command's --resume continues it).
+    A file, or a non-empty folder, is refused (the command's --resume continues a folder).
     """
     folder = given or Path("runs") / f"{default_name}-{time.strftime('%Y%m%d-%H%M%S')}"
-    if folder.exists() and any(folder.iterdir()):
+    if folder.exists() and not folder.is_dir():
+        raise ConfigError(f"{kind} folder {str(folder)!r} is a file; choose another path")
+    if _has_content(folder):
         raise ConfigError(f"{kind} folder {str(folder)!r} is not empty; continue it with --resume {folder}")
-    folder.mkdir(parents=True, exist_ok=True)
-    write_resolved_config(config, folder)
     return folder
 
 
+def claim_new_folder(folder: Path, kind: str) -> FolderLock:
+    """Create `folder` and lock it for this process; call it once every check has passed."""
+    folder.mkdir(parents=True, exist_ok=True)
+    lock = FolderLock(folder, f"{kind} folder").acquire()
+    if _has_content(folder):  # another command claimed it between the check and the lock
+        lock.release()
+        raise ConfigError(f"{kind} folder {str(folder)!r} is not empty; continue it with --resume {folder}")
+    return lock
+
+
+def claim_folder(folder: Path, kind: str, marker: str = "config.yaml") -> FolderLock:
+    """Lock an existing folder to resume it, after checking it is one and that it is safe to run.
+
+    A folder to resume is code (its config imports plugins and may run a command): one owned by
+    another user, or writable by others, is refused.
+    """
+    if not (folder / marker).is_file():
+        raise ConfigError(f"{str(folder)!r} is not a {kind} folder (no {marker})")
+    for path in (folder, folder / marker):
+        info = path.stat()
+        if info.st_uid != os.getuid():
+            raise ConfigError(f"{str(path)!r} belongs to another user; resuming it would run their plugins and "
+                              "commands as you. Copy the folder and resume the copy")  # fmt: skip
+        if info.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+            raise ConfigError(f"{str(path)!r} is writable by other users, who could make it run code as you; "
+                              f"remove their write access (chmod go-w {path}) and try again")  # fmt: skip
+    return FolderLock(folder, f"{kind} folder").acquire()
+
+
+def _has_content(folder: Path) -> bool:
+    return folder.is_dir() and any(p.name != LOCK_NAME for p in folder.iterdir())
+
+
 def write_resolved_config(config: Config, directory: Path) -> Path:
-    path = directory / "config.yaml"
-    path.write_text(config.to_yaml())
-    return path
+    from raysurr.data.store import write_text
+
+    return write_text(directory / "config.yaml", config.to_yaml())
+
+
+def invoke(main: Callable[[Sequence[str] | None], int], prog: str, argv: Sequence[str] | None = None) -> int:
+    """Run a command's main and return its exit status; a RaysurrError becomes one line on stderr.
+
+    The status is the error's `exit_code` (2 for the user's input); with --debug, a remote
+    traceback the error carries follows its line.
+    """
+    try:
+        return main(argv)
+    except RaysurrError as exc:
+        print(f"{prog}: error: {one_line(exc)}", file=sys.stderr)
+        if exc.detail and "--debug" in (sys.argv[1:] if argv is None else argv):
+            print(exc.detail, file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print(f"{prog}: interrupted", file=sys.stderr)
+        return 130
 
 
 def run(main: Callable[[Sequence[str] | None], int], prog: str) -> None:
-    """Run a command's main; a RaysurrError becomes one line on stderr and exit status 2."""
-    try:
-        code = main(None)
-    except RaysurrError as exc:
-        print(f"{prog}: error: {exc}", file=sys.stderr)
-        code = 2
-    except KeyboardInterrupt:
-        print(f"{prog}: interrupted", file=sys.stderr)
-        code = 130
-    sys.exit(code)
+    """`invoke` then exit with its status: what every `python -m raysurr.X` does."""
+    sys.exit(invoke(main, prog))
+
+
+def remote_error(exc: BaseException, log: Path) -> RaysurrError:
+    """The one-line error for an exception raised inside a Ray actor or task; its traceback goes to `log`.
+
+    A RaysurrError raised remotely keeps its message and exit status; anything else is a RunFailed
+    that names the log (and --debug prints the traceback).
+    """
+    cause = getattr(exc, "cause", None)
+    with log.open("a") as handle:
+        handle.write(f"--- {time.strftime('%Y-%m-%d %H:%M:%S')}\n{exc}\n")
+    if isinstance(cause, RaysurrError):
+        error = RaysurrError(one_line(cause))
+        error.exit_code = cause.exit_code
+    else:
+        what = f"{type(cause).__name__}: {one_line(cause)}" if cause is not None else _last_line(exc)
+        error = RunFailed(f"the run failed inside Ray ({what[:400]}); the traceback is in {log}, --debug prints it")
+    error.detail = str(exc)
+    return error
+
+
+def _last_line(exc: BaseException) -> str:
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    return lines[-1] if lines else type(exc).__name__
+
+
+def one_line(exc: BaseException) -> str:
+    return " | ".join(line.strip() for line in str(exc).splitlines() if line.strip()) or type(exc).__name__

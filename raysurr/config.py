@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import importlib
+import re
 import types
 import typing
 from collections.abc import Mapping, Sequence
@@ -151,12 +152,26 @@ class LabelingConfig(Section):
     section: ClassVar[str] = "labeling"
     chunk_size: int = 32  # samples per actor call: larger amortises overhead for cheap simulators
     in_flight_per_actor: int = 2
-    timeout_s: float | None = None  # per sample; None: no timeout
-    max_retries: int = 3
+    timeout_s: float | None = None  # per sample (a call then holds one sample); None: no timeout
+    retries: dict[str, int] = field(default_factory=lambda: dict(RETRIES))  # per failure kind, see RETRIES
+    backoff_s: float = 1.0  # wait before a retry, doubled for each further one (at most 60 s)
 
     def __post_init__(self) -> None:
         self._positive("chunk_size", "in_flight_per_actor", "timeout_s")
-        self._positive("max_retries", allow_zero=True)
+        self._positive("backoff_s", allow_zero=True)
+        for kind, count in self.retries.items():
+            _require(kind in RETRIES, f"labeling.retries.{kind}", f"is not a failure kind; kinds: {', '.join(RETRIES)}")
+            ok = isinstance(count, int) and not isinstance(count, bool) and count >= 0
+            _require(ok, f"labeling.retries.{kind}", f"must be an integer >= 0, got {count!r}")
+        object.__setattr__(self, "retries", {**RETRIES, **self.retries})
+
+    def retries_for(self, kind: str) -> int:
+        return self.retries.get(kind, 0)
+
+
+# How often a sample is retried after each kind of failure: exceptions, timeouts and crashes may
+# be transient (a busy file system, a lost node); a non-finite output comes back the same.
+RETRIES = {"exception": 2, "timeout": 1, "crash": 3, "non_finite": 0}
 
 
 @dataclass(frozen=True)
@@ -275,6 +290,8 @@ class ExperimentConfig(Section):
         return {label: {"name": label, **dict(section or {})} for label, section in getattr(self, key).items()}
 
 
+NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]{0,99}")
+
 _SECTIONS: dict[str, type] = {
     "simulator": SimulatorConfig,
     "pool": PoolConfig,
@@ -309,6 +326,8 @@ class Config:
 
     def __post_init__(self) -> None:
         _require(self.seed >= 0, "seed", f"must be >= 0, got {self.seed}")
+        _require(bool(NAME.fullmatch(self.name)), "name", f"must be letters, digits, '.', '_' or '-', not starting "
+                 f"with '.' or '-' (it names folders and Ray actors), got {self.name!r}")  # fmt: skip
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any] | None) -> Config:
@@ -388,7 +407,11 @@ def apply_overrides(data: Mapping[str, Any], overrides: Sequence[str]) -> dict[s
     for item in overrides:
         path, sep, raw = item.partition("=")
         _require(bool(sep) and bool(path), f"--set {item!r}", "must look like section.key=value")
-        values[path] = yaml.safe_load(raw) if raw else None
+        try:
+            values[path] = yaml.safe_load(raw) if raw else None
+        except yaml.YAMLError:
+            hint = f"--set '{path}=\"...\"'"
+            raise ConfigError(f"--set {item!r}: the value is not valid YAML; quote it, e.g. {hint}") from None
     return set_keys(data, values)
 
 
@@ -421,7 +444,11 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
     if not path.is_file():
         raise ConfigError(f"config file {str(path)!r} not found")
     try:
-        data = yaml.safe_load(path.read_text())
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, ValueError):
+        raise ConfigError(f"config file {str(path)!r} is not a text file; give a YAML config") from None
+    except OSError as exc:
+        raise ConfigError(f"config file {str(path)!r} cannot be read ({exc.strerror})") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark else ""
@@ -457,4 +484,8 @@ def load_plugins(modules: Sequence[str]) -> None:
             raise ConfigError(
                 f"plugins: cannot import {module!r} ({exc}); make it importable from the working directory "
                 "or install it"
+            ) from None
+        except Exception as exc:  # the plugin's own code failed while it was imported
+            raise ConfigError(
+                f"plugins: importing {module!r} raised {type(exc).__name__}: {exc}; fix the plugin module"
             ) from None

@@ -17,12 +17,12 @@ from pathlib import Path
 import numpy as np
 
 import raysurr
-from raysurr.cli import add_address_argument, add_config_arguments, config_from_args, run, write_resolved_config
+from raysurr.cli import Parser, add_address_argument, add_config_arguments, config_from_args, run, write_resolved_config
 from raysurr.config import Config
 from raysurr.data.dataset import FORMAT_VERSION, WHOLE, DatasetInfo, write_manifest
 from raysurr.data.labels import LabelStore
 from raysurr.data.store import staged_directory
-from raysurr.errors import ConfigError
+from raysurr.errors import ConfigError, DatasetError
 from raysurr.labeling import Labeler
 from raysurr.runtime import connect
 from raysurr.seeding import generator
@@ -32,7 +32,7 @@ SPLIT_NAMES = ("train", "val", "test")
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m raysurr.dataset", description=__doc__.split("\n")[0])
+    parser = Parser(prog="python -m raysurr.dataset", description=__doc__.split("\n")[0])
     parser.add_argument("--out", required=True, type=Path, help="output folder (must be absent or empty)")
     parser.add_argument("--n", type=int, help="number of samples (may be left out with --split)")
     parser.add_argument("--split", help="sizes of train,val,test (or fewer), e.g. 16000,4000,4000")
@@ -40,6 +40,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--simulator", help="simulator name (default: the config's, diffusion2d)")
     parser.add_argument("--solver", help="shorthand for --set simulator.solver=NAME")
     parser.add_argument("--overwrite", action="store_true", help="replace a non-empty --out")
+    parser.add_argument("--allow-failures", type=float, default=0.0, metavar="FRACTION",
+                        help="accept a dataset where up to this fraction of a split failed (default 0)")  # fmt: skip
     add_config_arguments(parser)
     add_address_argument(parser)
     return parser.parse_args(argv)
@@ -69,22 +71,45 @@ def main(argv: Sequence[str] | None = None) -> int:
     extra += [f"seed={args.seed}"] if args.seed is not None else []
     config = config_from_args(args, extra)
     sizes = split_sizes(args.n, args.split)
+    if not 0 <= args.allow_failures < 1:
+        raise ConfigError(f"--allow-failures must be a fraction in [0, 1), got {args.allow_failures}")
+    if args.out.exists() and not args.out.is_dir():
+        raise ConfigError(f"--out {str(args.out)!r} is a file; choose a folder")
     build_simulator(config.simulator)  # validates options before Ray starts
+    connect(args.address)
     start = time.perf_counter()
+    short = None
     with staged_directory(args.out, overwrite=args.overwrite) as stage:
-        connect(args.address)
-        info = write_dataset(config, sizes, stage, "dataset")
+        try:
+            info = write_dataset(config, sizes, stage, "dataset", args.allow_failures)
+        except IncompleteDataset as exc:  # keep what was labelled, without a manifest: no reader takes it
+            short = exc
+    if short is not None:
+        raise IncompleteDataset(f"{args.out}: {short}; what was labelled is kept there without a manifest (readers "
+                                "refuse it); fix the simulator and run again with --overwrite, or accept the "
+                                "shortfall with --allow-failures FRACTION") from None  # fmt: skip
     elapsed = time.perf_counter() - start
     total = sum(info.splits.values())
     print(f"wrote {total} samples to {args.out} in {elapsed:.1f}s ({total / elapsed:.0f} samples/s)")
     return 0
 
 
-def write_dataset(config: Config, sizes: dict[str, int], folder: Path, phase: str) -> DatasetInfo:
+class IncompleteDataset(DatasetError):
+    """More samples failed than the caller accepts; the folder holds the labels but no manifest."""
+
+    exit_code = 1
+
+
+def write_dataset(
+    config: Config, sizes: dict[str, int], folder: Path, phase: str, allow_failures: float = 0.0
+) -> DatasetInfo:
     """Sample, label (on the connected Ray) and write a dataset's splits, manifest and config into `folder`.
 
     The parameter sets come from `generator(config.seed, phase)`; sample ids are 0..total-1 in
     split order.
+
+    Raises:
+        IncompleteDataset: a split lost more than `allow_failures` of its samples (no manifest is written).
     """
     simulator = build_simulator(config.simulator)
     total = sum(sizes.values())
@@ -93,15 +118,23 @@ def write_dataset(config: Config, sizes: dict[str, int], folder: Path, phase: st
     labeler = Labeler(config.simulator, config.plugins, config.labeling, config.resources)
     print(f"labelling {total} samples with {config.simulator.name} on {len(labeler.actors)} actors", file=sys.stderr)
     offset, labeled, failed = 0, {}, 0
-    for name, size in sizes.items():
-        part = slice(offset, offset + size)
-        store = LabelStore(folder if name == WHOLE else folder / name, folder / "failures")
-        counts = labeler.label(sample_ids[part], params[part], store, name)
-        labeled[name], failed = counts["labeled"], failed + counts["failed"]
-        offset += size
-    labeler.close()
+    try:
+        for name, size in sizes.items():
+            part = slice(offset, offset + size)
+            store = LabelStore(folder if name == WHOLE else folder / name, folder / "failures")
+            counts = labeler.label(sample_ids[part], params[part], store, name)
+            labeled[name], failed = counts["labeled"], failed + counts["failed"]
+            offset += size
+    finally:
+        labeler.close()
     if failed:
         print(f"{failed} samples failed; their records are in the dataset's failures/ folder", file=sys.stderr)
+    short = {name: (labeled[name], size) for name, size in sizes.items() if labeled[name] < size * (1 - allow_failures)}
+    if short:
+        counts = ", ".join(f"{name}: {n} of {size} samples labelled" for name, (n, size) in short.items())
+        for first in store.read_failures().to_pylist()[:1]:
+            counts += f" (e.g. sample {first['sample_id']}: {first['reason']}, {first['message'][:200]})"
+        raise IncompleteDataset(counts)
     info = DatasetInfo(
         root=folder,
         simulator=config.simulator.to_dict(),

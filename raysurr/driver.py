@@ -13,17 +13,17 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import io
 import json
-import os
 import sys
 import time
-import uuid
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pyarrow as pa
 import pyarrow.parquet as pq
 from ray.util import metrics
 
@@ -31,8 +31,9 @@ from raysurr.acquisition import Candidates, build_acquisition
 from raysurr.config import Config, SimulatorConfig, load_plugins
 from raysurr.data.dataset import open_dataset
 from raysurr.data.labels import LabelStore
-from raysurr.data.store import parameters_table, staged_directory, write_table
-from raysurr.errors import ConfigError, DatasetError
+from raysurr.data.lock import FolderLock
+from raysurr.data.store import parameters_table, staged_directory, write_table, write_text
+from raysurr.errors import ConfigError, DatasetError, ParameterError, StoreError
 from raysurr.labeling import Labeler
 from raysurr.seeding import child_seed, generator
 from raysurr.simulators import build_simulator
@@ -40,6 +41,7 @@ from raysurr.simulators import build_simulator
 ROUND_COLUMNS = ["round", "n_labeled", "n_failed", "val_wmae", "test_wmae", "test_mae_all", "test_mae_source",
                  "test_mae_field", "label_s", "train_s", "score_s", "eval_s", "round_s"]  # fmt: skip
 STATE_VERSION = 1
+PHASES = ("prepare", "label", "train", "eval", "score", "done")
 
 
 @dataclass
@@ -52,21 +54,39 @@ class RunState:
     row: dict[str, Any] = field(default_factory=dict)  # the current round's rounds.csv row so far
     rows: list[dict[str, Any]] = field(default_factory=list)  # finished rounds
     stopped: str | None = None
+    retry: list[int] = field(default_factory=list)  # failed ids that the next labelling phase simulates again
+    changes: list[dict[str, Any]] = field(default_factory=list)  # config keys changed on resume, and when
     version: int = STATE_VERSION
 
     def save(self, path: Path) -> None:
-        tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
-        tmp.write_text(json.dumps(asdict(self), indent=1))
-        os.replace(tmp, path)
+        write_text(path, json.dumps(asdict(self), indent=1))
 
     @classmethod
     def load(cls, path: Path) -> RunState:
-        data = json.loads(path.read_text())
-        if data.get("version") != STATE_VERSION:
-            raise DatasetError(
-                f"{str(path)!r} has state version {data.get('version')}; this raysurr reads {STATE_VERSION}"
-            )
-        return cls(**data)
+        """Read `state.json`; StoreError (one line, naming the file) if it is unreadable or inconsistent."""
+        fix = "restore it from a backup, or start a new run (--config on its config.yaml)"
+        try:
+            data = json.loads(path.read_text())
+        except (OSError, ValueError) as exc:
+            raise StoreError(f"{str(path)!r} cannot be read ({type(exc).__name__}); {fix}") from None
+        if not isinstance(data, dict) or data.get("version") != STATE_VERSION:
+            version = data.get("version") if isinstance(data, dict) else None
+            raise StoreError(f"{str(path)!r} has state version {version}; this raysurr reads {STATE_VERSION}")
+        try:
+            state = cls(**data)
+        except TypeError:
+            raise StoreError(f"{str(path)!r} has keys this raysurr does not know; {fix}") from None
+        rows = len(state.rows) if isinstance(state.rows, list) else None
+        ok = (state.phase in PHASES and isinstance(state.round, int) and state.round >= 0 and rows == state.round
+              and all(isinstance(i, int) for i in [*state.selected, *state.retry]))  # fmt: skip
+        if not ok:
+            raise StoreError(f"{str(path)!r} is inconsistent (phase {state.phase!r}, round {state.round!r}, "
+                             f"{rows} finished rounds); {fix}")  # fmt: skip
+        return state
+
+    def expected_checkpoints(self) -> list[int]:
+        """The rounds whose trained checkpoint must exist at this point of the run."""
+        return list(range(self.round + (self.phase in ("eval", "score"))))
 
 
 class RunFolder:
@@ -86,6 +106,28 @@ class RunFolder:
     @property
     def untrained(self) -> Path:
         return self.checkpoints / "untrained"
+
+    def read_state(self) -> RunState:
+        """The run's state, checked against the folder: a fresh state only where nothing has been done yet.
+
+        Raises:
+            StoreError: `state.json` is missing although the folder holds labels or checkpoints, is
+                unreadable, or names checkpoints that are not there.
+        """
+        if not self.state.exists():
+            done = [p.name for p in (self.store.labels.directory, self.checkpoints, self.rounds_csv) if _holds_work(p)]
+            if done:
+                raise StoreError(f"{str(self.state)!r} is missing, but the run folder holds {', '.join(done)}: "
+                                 "resuming would start over on top of them; restore state.json from a backup, or "
+                                 "start a new run (--config on this folder's config.yaml)")  # fmt: skip
+            return RunState()
+        state = RunState.load(self.state)
+        for round_idx in state.expected_checkpoints():
+            if not (self.checkpoint(round_idx) / "surrogate.pt").is_file():
+                raise StoreError(f"{str(self.state)!r} says round {round_idx} was trained, but "
+                                 f"{str(self.checkpoint(round_idx))!r} holds no surrogate.pt; restore it from a "
+                                 "backup, or start a new run")  # fmt: skip
+        return state
 
 
 def driver_name(run_name: str) -> str:
@@ -121,8 +163,19 @@ class ALDriver:
     # The loop ------------------------------------------------------------------------------------
 
     def run(self) -> dict[str, Any]:
-        """Run (or resume) until a stopping rule holds; returns the finished rounds' rows."""
-        state = RunState.load(self.folder.state) if self.folder.state.exists() else RunState()
+        """Run (or resume) until a stopping rule holds; returns the finished rounds' rows.
+
+        The actor holds the run folder's driver lock while it runs: a driver left over from a killed
+        command (Ray ends it within seconds) is waited for, never run beside.
+        """
+        with FolderLock(self.folder.root, "run folder's driver", name=".driver.lock").acquire(wait_s=60):
+            return self._run()
+
+    def _run(self) -> dict[str, Any]:
+        state = self.folder.read_state()
+        if state.phase != "prepare":
+            n = self.folder.store.verify(self.simulator.input_shape, self.simulator.output_shape)
+            log(f"resuming round {state.round} at {state.phase}: the label store's {n} labels check out")
         phases = {"prepare": self._prepare, "label": self._label, "train": self._train, "eval": self._evaluate,
                   "score": self._score}  # fmt: skip
         while state.phase != "done":
@@ -154,18 +207,20 @@ class ALDriver:
     def _label(self, state: RunState) -> None:
         start = time.perf_counter()
         labeler = Labeler(self.config.simulator, self.config.plugins, self.config.labeling, self.config.resources)
-        ids = np.asarray(state.selected, dtype=np.int64)
+        ids = np.array(sorted({*state.selected, *state.retry}), dtype=np.int64)
         try:
             counts = labeler.label(ids, self.params[ids], self.folder.store, phase=f"round {state.round} label")
         finally:
             labeler.close()  # frees the CPUs for training and scoring on a machine that has few
+        state.retry = []
         labeled, failed = len(self.folder.store.labeled_ids()), len(self.folder.store.failed_ids())
         state.row = {"round": state.round, "n_labeled": labeled, "n_failed": failed,
                      "label_s": time.perf_counter() - start}  # fmt: skip
         self._set("round", state.round)
         self._set("labeled", labeled)
         self._set("failed", failed)
-        log(f"round {state.round}: labelled {counts['labeled']} new ({counts['failed']} failed); {labeled} in total")
+        log(f"round {state.round}: labelled {counts['labeled']} new ({counts['failed']} failed, {counts['retried']} "
+            f"retries); {labeled} in total")  # fmt: skip
         state.phase = "train"
 
     def _train(self, state: RunState) -> None:
@@ -292,22 +347,7 @@ class ALDriver:
         return Candidates(pool_ids, scores, vectors, labeled_vectors)
 
     def _candidates(self) -> np.ndarray:
-        pool = self.config.pool
-        if pool.candidates is None:
-            return self.simulator.check_parameters(
-                self.simulator.sample(pool.size, generator(self.config.seed, "pool"))
-            )
-        path = Path(pool.candidates)
-        if not path.exists():
-            raise ConfigError(f"pool.candidates: {str(path)!r} does not exist")
-        table = pq.read_table(path)
-        missing = [n for n in self.simulator.parameter_names if n not in table.column_names]
-        if missing:
-            raise ConfigError(f"pool.candidates: {str(path)!r} lacks parameter columns {missing}")
-        params = np.column_stack(
-            [table.column(n).to_numpy().astype(np.float64) for n in self.simulator.parameter_names]
-        )
-        return self.simulator.check_parameters(params)
+        return read_candidates(self.config, self.simulator)
 
     def _once(self, name: str, read: Callable[[], Any]) -> Any:
         """`read()` on first use, then the same object every round (Ray Data pays ~5 s per read, whatever its size)."""
@@ -344,7 +384,7 @@ class ALDriver:
         return cache / hashlib.sha256(key.encode()).hexdigest()[:16]
 
     def _evaluation_sets(self) -> None:
-        from raysurr.dataset import write_dataset
+        from raysurr.dataset import IncompleteDataset, write_dataset
 
         if (self.eval_dir / "dataset.yaml").exists():
             log(f"evaluation sets: cached at {self.eval_dir}")
@@ -353,10 +393,15 @@ class ALDriver:
         config = replace(self.config, seed=self.eval_seed,
                          simulator=SimulatorConfig(self.config.simulator.name, options))  # fmt: skip
         try:
-            with staged_directory(self.eval_dir) as stage:
+            with staged_directory(self.eval_dir) as stage:  # an incomplete set raises here and is never cached
                 write_dataset(config, {"val": self.config.pool.val, "test": self.config.pool.test}, stage, "eval")
-        except DatasetError:  # another run wrote it meanwhile
-            open_dataset(self.eval_dir)
+        except IncompleteDataset as exc:
+            raise IncompleteDataset(f"evaluation sets: {exc}; nothing was cached: fix the simulator and resume "
+                                    f"(--resume {self.folder.root})") from None  # fmt: skip
+        except DatasetError:
+            if not (self.eval_dir / "dataset.yaml").exists():
+                raise
+            open_dataset(self.eval_dir)  # another run wrote it meanwhile
 
     def _save_untrained(self) -> None:
         """The round-0 comparison model of TOD: an untrained network of the configured architecture."""
@@ -393,13 +438,51 @@ GAUGES = {
 }
 
 
+def _holds_work(path: Path) -> bool:
+    """A file, a folder with label parts, or a folder with trained checkpoints."""
+    return path.is_file() or any(path.glob("part-*.parquet")) or any(path.glob("round_*"))
+
+
+def read_candidates(config: Config, simulator) -> np.ndarray:
+    """[pool size, P] parameters: sampled from the simulator, or read from `pool.candidates` and checked.
+
+    Raises:
+        ConfigError: the file is missing, not Parquet, lacks a parameter column, or holds a value the
+            simulator does not accept (naming the row).
+    """
+    pool = config.pool
+    if pool.candidates is None:
+        return simulator.check_parameters(simulator.sample(pool.size, generator(config.seed, "pool")))
+    path = Path(pool.candidates)
+    where = f"pool.candidates: {str(path)!r}"
+    if not path.exists():
+        raise ConfigError(f"{where} does not exist")
+    try:
+        table = pq.read_table(path)
+    except (OSError, pa.ArrowException) as exc:
+        raise ConfigError(f"{where} is not a Parquet file or folder of them ({type(exc).__name__}); write one "
+                          "with pyarrow.parquet.write_table") from None  # fmt: skip
+    missing = [n for n in simulator.parameter_names if n not in table.column_names]
+    if missing:
+        raise ConfigError(f"{where} lacks parameter columns {missing} (it has {table.column_names})")
+    if table.num_rows == 0:
+        raise ConfigError(f"{where} holds no rows")
+    try:
+        params = np.column_stack([table.column(n).to_numpy(zero_copy_only=False).astype(np.float64)
+                                  for n in simulator.parameter_names])  # fmt: skip
+        return simulator.check_parameters(params)
+    except ParameterError as exc:
+        raise ConfigError(f"{where}: {exc}") from None
+    except (TypeError, ValueError, pa.ArrowException) as exc:
+        raise ConfigError(f"{where}: its parameter columns must be numbers without nulls ({exc})") from None
+
+
 def write_rounds(path: Path, rows: list[dict[str, Any]]) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    with tmp.open("w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=ROUND_COLUMNS, extrasaction="ignore")
-        writer.writeheader()
-        writer.writerows(rows)
-    os.replace(tmp, path)
+    text = io.StringIO(newline="")
+    writer = csv.DictWriter(text, fieldnames=ROUND_COLUMNS, extrasaction="ignore")
+    writer.writeheader()
+    writer.writerows(rows)
+    write_text(path, text.getvalue())
 
 
 def summary_line(row: dict[str, Any]) -> str:

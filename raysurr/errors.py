@@ -4,7 +4,15 @@ from __future__ import annotations
 
 
 class RaysurrError(Exception):
-    """Base of every error raysurr raises on purpose; commands print it as one line."""
+    """Base of every error raysurr raises on purpose; commands print it as one line.
+
+    Attributes:
+        exit_code: the command's exit status (2: the user's input is wrong).
+        detail: more than the one line (a remote traceback), printed with --debug.
+    """
+
+    exit_code = 2
+    detail = ""
 
 
 class ConfigError(RaysurrError, ValueError):
@@ -40,3 +48,17 @@ class DatasetError(RaysurrError):
 
 class ResourceError(ConfigError):
     """The config asks for more of a resource per actor or worker than any node of the cluster has."""
+
+
+class FolderBusyError(ConfigError):
+    """Another command holds the lock of a run, sweep or experiment folder."""
+
+
+class StoreError(DatasetError):
+    """What a label store, dataset or run folder holds on disk is damaged or inconsistent."""
+
+
+class RunFailed(RaysurrError):
+    """The job failed inside Ray for a reason that is not a user error; the traceback went to a log file."""
+
+    exit_code = 1

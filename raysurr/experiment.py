@@ -30,22 +30,27 @@ import ray
 from ray.exceptions import RayActorError, RayTaskError
 
 from raysurr.cli import (
+    Parser,
     add_address_argument,
     add_config_arguments,
+    claim_folder,
+    claim_new_folder,
     config_from_args,
-    new_output_folder,
+    output_folder,
+    remote_error,
     run,
     write_resolved_config,
 )
 from raysurr.config import Config, load_config, set_keys
+from raysurr.data.lock import FolderLock
 from raysurr.driver import ROUND_COLUMNS, RunState
-from raysurr.errors import ConfigError, RaysurrError
+from raysurr.errors import ConfigError, RaysurrError, StoreError
 from raysurr.report import KEYS, read_summary, write_report
 from raysurr.runtime import connect
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m raysurr.experiment", description=__doc__.split("\n")[0])
+    parser = Parser(prog="python -m raysurr.experiment", description=__doc__.split("\n")[0])
     parser.add_argument("--out", type=Path, help="experiment folder (default: runs/experiment-NAME-YYYYmmdd-HHMMSS)")
     parser.add_argument("--resume", type=Path, metavar="DIR", help="continue an experiment; finished runs are kept")
     parser.add_argument("--report", type=Path, metavar="DIR", help="only rewrite an experiment's summary and report")
@@ -57,38 +62,39 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     if args.report:
-        config = load_config(_own_config(args.report, "--report"))
-        summarize(args.report, config)
+        with claim_folder(args.report, "experiment"):
+            config = load_config(args.report / "config.yaml")
+            summarize(args.report, config)
         print(f"wrote {args.report / 'report.md'}", file=sys.stderr)
         return 0
-    folder, config = prepare_folder(args)
-    runs = plan(config)
-    print(f"experiment: {len(runs)} runs, {config.experiment.parallel} side by side; folder {folder}", file=sys.stderr)
-    connect(args.address)
-    start = time.perf_counter()
-    execute(folder, config, runs)
-    print(f"done: {len(runs)} runs in {time.perf_counter() - start:.0f}s; report: {folder / 'report.md'}")
-    return 0
-
-
-def _own_config(folder: Path, flag: str) -> Path:
-    path = folder / "config.yaml"
-    if not path.is_file():
-        raise ConfigError(f"{flag} {str(folder)!r} is not an experiment folder (no config.yaml)")
-    return path
-
-
-def prepare_folder(args: argparse.Namespace) -> tuple[Path, Config]:
     if args.resume:
         if args.config or args.out:
             raise ConfigError("--resume takes the experiment's own config.yaml; drop --config and --out")
-        return args.resume, load_config(_own_config(args.resume, "--resume"), args.overrides)
+        with claim_folder(args.resume, "experiment"):
+            config = load_config(args.resume / "config.yaml", args.overrides)
+            check_grid(config)
+            connect(args.address)
+            check_grid_resources(config)
+            return experiment(args.resume, config)
     config = config_from_args(args)
     if not config.experiment.acquisitions:
         raise ConfigError("experiment.acquisitions is empty: name the functions to compare, e.g. {random: {}, tod: {}}")
     check_grid(config)  # before the folder exists: a mistake leaves nothing behind
-    folder = new_output_folder(args.out, f"experiment-{config.name}", "experiment", config)
-    return folder, config
+    folder = output_folder(args.out, f"experiment-{config.name}", "experiment")
+    connect(args.address)
+    check_grid_resources(config)
+    with claim_new_folder(folder, "experiment"):
+        write_resolved_config(config, folder)
+        return experiment(folder, config)
+
+
+def experiment(folder: Path, config: Config) -> int:
+    runs = plan(config)
+    print(f"experiment: {len(runs)} runs, {config.experiment.parallel} side by side; folder {folder}", file=sys.stderr)
+    start = time.perf_counter()
+    execute(folder, config, runs)
+    print(f"done: {len(runs)} runs in {time.perf_counter() - start:.0f}s; report: {folder / 'report.md'}")
+    return 0
 
 
 def plan(config: Config) -> dict[tuple[str, str, int], Config]:
@@ -110,10 +116,17 @@ def plan(config: Config) -> dict[tuple[str, str, int], Config]:
 
 def check_grid(config: Config) -> None:
     """Every architecture and acquisition function of the grid exists and builds."""
-    from raysurr.drive import check_names
+    from raysurr.drive import check_run
 
     for run_config in {(c.model.name, c.acquisition.name): c for c in plan(config).values()}.values():
-        check_names(run_config)
+        check_run(run_config)
+
+
+def check_grid_resources(config: Config) -> None:
+    from raysurr.drive import check_resources
+
+    for run_config in {(c.model.name, c.acquisition.name): c for c in plan(config).values()}.values():
+        check_resources(run_config)
 
 
 def run_dir(folder: Path, key: tuple[str, str, int]) -> Path:
@@ -123,7 +136,10 @@ def run_dir(folder: Path, key: tuple[str, str, int]) -> Path:
 
 def finished(path: Path) -> bool:
     state = path / "state.json"
-    return state.exists() and RunState.load(state).phase == "done"
+    try:
+        return state.exists() and RunState.load(state).phase == "done"
+    except StoreError:
+        return False  # its own resume says what is wrong
 
 
 def execute(folder: Path, config: Config, runs: dict[tuple[str, str, int], Config]) -> None:
@@ -134,7 +150,7 @@ def execute(folder: Path, config: Config, runs: dict[tuple[str, str, int], Confi
         runs = {key: _with_cache(c, folder / ".eval-cache") for key, c in runs.items()}
     todo = [key for key in runs if not finished(run_dir(folder, key))]
     print(f"{len(runs) - len(todo)} runs already finished; {len(todo)} to go", file=sys.stderr)
-    active: dict[ray.ObjectRef, tuple[tuple[str, str, int], ray.actor.ActorHandle]] = {}
+    active: dict[ray.ObjectRef, tuple[tuple[str, str, int], ray.actor.ActorHandle, FolderLock]] = {}
     done, failed = len(runs) - len(todo), []
     try:
         while todo or active:
@@ -142,35 +158,34 @@ def execute(folder: Path, config: Config, runs: dict[tuple[str, str, int], Confi
                 key = todo.pop(0)
                 path = run_dir(folder, key)
                 path.mkdir(parents=True, exist_ok=True)
+                lock = FolderLock(path, "run folder").acquire()  # as a `drive` of it would: one writer
                 write_resolved_config(runs[key], path)
                 driver = start_driver(path, runs[key])
-                active[driver.run.remote()] = (key, driver)
+                active[driver.run.remote()] = (key, driver, lock)
                 print(f"started {path.name}", file=sys.stderr)
             ready, _ = ray.wait(list(active), num_returns=1)
-            key, driver = active.pop(ready[0])
+            key, driver, lock = active.pop(ready[0])
             name = run_dir(folder, key).name
             try:
                 result = ray.get(ready[0])
             except (RayTaskError, RayActorError) as exc:  # one broken run must not stop a grid of hours
                 failed.append(name)
-                print(f"run {name} failed ({_last_line(exc)}); the others go on, --resume retries it", file=sys.stderr)
+                error = remote_error(exc, run_dir(folder, key) / "error.log")
+                print(f"run {name} failed ({error}); the others go on, --resume retries it", file=sys.stderr)
                 continue
             finally:
                 ray.kill(driver)
+                lock.release()
             done += 1
             print(f"finished {name} ({result['stopped']}); {done}/{len(runs)} runs done", file=sys.stderr)
             summarize(folder, config)
     finally:
-        for _, driver in active.values():
+        for _, driver, lock in active.values():
             ray.kill(driver)
+            lock.release()
     if failed:
         raise RaysurrError(f"{len(failed)} runs failed ({', '.join(failed)}); see their errors above and continue "
                            f"with --resume {folder}")  # fmt: skip
-
-
-def _last_line(exc: Exception) -> str:
-    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
-    return lines[-1] if lines else repr(exc)
 
 
 def _with_cache(config: Config, cache: Path) -> Config:

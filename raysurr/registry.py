@@ -21,7 +21,7 @@ import inspect
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, Generic, TypeVar
 
-from raysurr.errors import ConfigError, RegistryError
+from raysurr.errors import ConfigError, RaysurrError, RegistryError
 
 T = TypeVar("T")
 
@@ -59,8 +59,15 @@ class Registry(Generic[T]):
             **options: passed to the factory.
         """
         factory = self.get(name)
-        check_options(factory, options, where=f"{section or self.kind} ({self.kind} {name!r})")
-        return factory(**options)
+        where = f"{section or self.kind} ({self.kind} {name!r})"
+        check_options(factory, options, where=where)
+        try:
+            return factory(**options)
+        except (TypeError, ValueError, KeyError, IndexError) as exc:  # an option of the wrong type or range
+            if isinstance(exc, RaysurrError):
+                raise
+            detail = " ".join(str(exc).split()) or type(exc).__name__
+            raise ConfigError(f"{where}: the options {dict(options)} are not valid: {detail}") from None
 
     def summary(self, name: str) -> str:
         """The first line of the entry's docstring."""

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from raysurr.cli import add_address_argument, add_config_arguments, config_from_args, run, write_resolved_config
+from raysurr.cli import Parser, add_address_argument, add_config_arguments, config_from_args, run, write_resolved_config
 from raysurr.config import Config
 from raysurr.data.dataset import DatasetInfo, open_dataset, read_arrays
 from raysurr.data.store import PartStore, staged_directory
@@ -37,7 +37,7 @@ SPLITS = ("train", "val", "test")
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m raysurr.train", description=__doc__.split("\n")[0])
+    parser = Parser(prog="python -m raysurr.train", description=__doc__.split("\n")[0])
     parser.add_argument("--data", required=True, type=Path, help="a dataset written by raysurr.dataset --split")
     parser.add_argument("--out", required=True, type=Path, help="output folder (must be absent or empty)")
     parser.add_argument("--overwrite", action="store_true", help="replace a non-empty --out")

@@ -33,14 +33,19 @@ import torch
 import yaml
 
 from raysurr.cli import (
+    Parser,
     add_address_argument,
     add_config_arguments,
+    claim_folder,
+    claim_new_folder,
     config_from_args,
-    new_output_folder,
+    output_folder,
     run,
+    write_resolved_config,
 )
 from raysurr.config import Config, load_config, set_keys
 from raysurr.data.dataset import open_dataset, read_arrays, read_split
+from raysurr.data.lock import FolderLock
 from raysurr.data.store import staged_directory
 from raysurr.errors import ConfigError, DatasetError, RaysurrError
 from raysurr.models import MODELS, build_model
@@ -50,7 +55,7 @@ from raysurr.simulators import build_simulator
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m raysurr.tune", description=__doc__.split("\n")[0])
+    parser = Parser(prog="python -m raysurr.tune", description=__doc__.split("\n")[0])
     parser.add_argument("--out", type=Path, help="sweep folder (default: runs/sweep-NAME-YYYYmmdd-HHMMSS)")
     parser.add_argument("--data", help="a raysurr.dataset folder to train on (sets sweep.data)")
     parser.add_argument("--resume", type=Path, metavar="SWEEP_DIR", help="continue an interrupted sweep")
@@ -61,10 +66,14 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    folder, config = prepare_folder(args)
+    folder, config, lock = prepare_folder(args)
+    with lock:
+        return sweep(args, folder, config)
+
+
+def sweep(args: argparse.Namespace, folder: Path, config: Config) -> int:
     from raysurr import tuning  # Ray Tune loads slowly: only once the config is known to be good
 
-    connect(args.address)
     data = sweep_data(config, folder)
     print(f"sweep: {config.sweep.trials} draws of {len(config.sweep.space)} keys, objective {config.sweep.objective}, "
           f"training sizes {list(data.sizes)}, {len(data.val_x)} validation samples", file=sys.stderr)  # fmt: skip
@@ -80,24 +89,34 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
-def prepare_folder(args: argparse.Namespace) -> tuple[Path, Config]:
-    """The sweep folder and its config: a new folder with the resolved config, or a resumed one's."""
+def prepare_folder(args: argparse.Namespace) -> tuple[Path, Config, FolderLock]:
+    """The sweep folder (locked for this process) and its config: a new folder with the resolved
+    config, or a resumed one's. Ray is connected once every check has passed."""
     if args.resume:
         if args.config or args.out or args.data:
             raise ConfigError("--resume takes the sweep's own config.yaml; drop --config, --out and --data")
         from raysurr import tuning
 
-        if not (args.resume / "config.yaml").is_file() or not tuning.can_resume(args.resume):
-            raise ConfigError(f"--resume {str(args.resume)!r} is not a sweep folder that can be continued")
-        config = load_config(args.resume / "config.yaml", args.overrides)
-        check_space(config)
-        return args.resume, config
+        lock = claim_folder(args.resume, "sweep")
+        try:
+            if not tuning.can_resume(args.resume):
+                raise ConfigError(f"--resume {str(args.resume)!r} is not a sweep folder that can be continued")
+            config = load_config(args.resume / "config.yaml", args.overrides)
+            check_space(config)
+            connect(args.address)
+        except BaseException:
+            lock.release()
+            raise
+        return args.resume, config, lock
     config = config_from_args(args, [f"sweep.data={args.data}"] if args.data else [])
     if not config.sweep.space:
         raise ConfigError("sweep.space is empty: give the keys to search, e.g. model.base_channels: {choice: [8, 16]}")
     check_space(config)  # before the folder exists: a mistake leaves nothing behind
-    folder = new_output_folder(args.out, f"sweep-{config.name}", "sweep", config)
-    return folder, config
+    folder = output_folder(args.out, f"sweep-{config.name}", "sweep")
+    connect(args.address)
+    lock = claim_new_folder(folder, "sweep")
+    write_resolved_config(config, folder)
+    return folder, config, lock
 
 
 def check_space(config: Config) -> None:

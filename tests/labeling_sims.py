@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import time
+from pathlib import Path
 
 import numpy as np
 
@@ -12,14 +13,24 @@ from raysurr import AbstractSimulator, Parameter, Simulation, register_simulator
 
 @register_simulator("misbehaving")
 class Misbehaving(AbstractSimulator):
-    """Output = x everywhere; raises, returns NaN, hangs or kills its process for chosen x."""
+    """Output = x everywhere; raises, returns NaN or Inf, hangs or kills its process for chosen x, or raises
+    on the first `flaky_times` runs of chosen x (counted in files under `flaky_dir`, shared by the actors)."""
 
     input_shape = output_shape = (1, 4, 4)
     parameters = (Parameter("x", 0, 10_000, integer=True),)
 
-    def __init__(self, raise_on=(), nan_on=(), hang_on=(), die_on=(), hang_s: float = 600.0) -> None:
+    def __init__(self, raise_on=(), nan_on=(), inf_on=(), hang_on=(), die_on=(), hang_s: float = 600.0, flaky_on=(),
+                 flaky_times: int = 1, flaky_dir: str = "") -> None:  # fmt: skip
         self.raise_on, self.nan_on, self.hang_on, self.die_on = set(raise_on), set(nan_on), set(hang_on), set(die_on)
+        self.inf_on, self.flaky_on, self.flaky_times, self.flaky_dir = set(inf_on), set(flaky_on), flaky_times, flaky_dir
         self.hang_s = hang_s
+
+    def _flaky(self, x: int) -> bool:
+        """True for the first `flaky_times` runs of x (each run leaves a file behind)."""
+        folder = Path(self.flaky_dir)
+        runs = len(list(folder.glob(f"{x}-*")))
+        (folder / f"{x}-{runs}-{os.getpid()}-{time.monotonic_ns()}").touch()
+        return runs < self.flaky_times
 
     def render(self, params):
         return np.broadcast_to(params[:, :1, None, None] / 10_000, (len(params), 1, 4, 4)).astype(np.float32)
@@ -33,6 +44,9 @@ class Misbehaving(AbstractSimulator):
                 time.sleep(self.hang_s)  # a hung simulator: nothing returns until the timeout kills it
             if x in self.raise_on:
                 raise RuntimeError(f"cannot simulate x={x}")
+            if x in self.flaky_on and self._flaky(x):
+                raise OSError(f"transient failure on x={x}")
         outputs = np.broadcast_to(params[:, :1, None, None], (len(params), 1, 4, 4)).astype(np.float32).copy()
         outputs[[i for i, x in enumerate(xs) if x in self.nan_on]] = np.nan
+        outputs[[i for i, x in enumerate(xs) if x in self.inf_on]] = np.inf
         return Simulation(outputs=outputs)

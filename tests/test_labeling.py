@@ -30,7 +30,8 @@ def stored(store: LabelStore) -> tuple[list[int], dict[int, str]]:
 def test_every_good_id_once_every_bad_id_recorded(ray_local, tmp_path):
     ids = np.arange(40)
     bad = {"raise_on": [3, 17], "nan_on": [5, 22], "hang_on": [9], "die_on": [13, 30]}
-    config = LabelingConfig(chunk_size=8, timeout_s=4.0, max_retries=1)  # room for a loaded machine
+    config = LabelingConfig(chunk_size=8, timeout_s=4.0, retries={"exception": 0, "timeout": 0, "crash": 1},
+                            backoff_s=0.1)  # room for a loaded machine # fmt: skip
     labeler = Labeler(misbehaving(**bad), PLUGINS, config, RESOURCES)
     store = LabelStore(tmp_path / "labels", tmp_path / "failures")
     counts = labeler.label(ids, ids[:, None].astype(float), store)
@@ -40,7 +41,7 @@ def test_every_good_id_once_every_bad_id_recorded(ray_local, tmp_path):
                     13: "crash", 30: "crash"}  # fmt: skip
     assert failures == expected_bad
     assert sorted(labeled) == sorted(set(range(40)) - set(expected_bad))  # each good id exactly once
-    assert counts == {"labeled": 33, "failed": 7, "skipped": 0}
+    assert counts == {"labeled": 33, "failed": 7, "skipped": 0, "retried": 2}  # each crash once
     assert labeler.replaced >= 3  # the hung actor and each crash
 
 
@@ -72,7 +73,7 @@ def test_restart_over_a_half_written_store_simulates_nothing_stored(ray_local, t
     counts = second.label(ids, params, store)
     second.close()
     labeled, failures = stored(store)
-    assert counts == {"labeled": 12, "failed": 0, "skipped": 12}
+    assert counts == {"labeled": 12, "failed": 0, "skipped": 12, "retried": 0}
     assert failures == {} and sorted(labeled) == list(range(24))
     assert second.replaced == 0
     assert all(pq.read_table(p).num_rows for p in store.labels.parts())
@@ -81,3 +82,42 @@ def test_restart_over_a_half_written_store_simulates_nothing_stored(ray_local, t
 def test_simulator_that_cannot_be_built_fails_fast(ray_local):
     with pytest.raises(SimulationError, match="simulator actors could not start: .*unknown option 'bogus'"):
         Labeler(misbehaving(bogus=1), PLUGINS, LabelingConfig(), RESOURCES)
+
+
+def test_transient_failures_are_retried_until_they_succeed(ray_local, tmp_path):
+    """Samples that raise on their first two runs are labelled on the third; deterministic ones are not retried."""
+    flaky = [2, 7, 11]
+    sim = misbehaving(flaky_on=flaky, flaky_times=2, flaky_dir=str(tmp_path), nan_on=[5], raise_on=[9])
+    config = LabelingConfig(chunk_size=4, retries={"exception": 2}, backoff_s=0.05)
+    labeler = Labeler(sim, PLUGINS, config, RESOURCES)
+    store = LabelStore(tmp_path / "labels", tmp_path / "failures")
+    counts = labeler.label(np.arange(16), np.arange(16.0)[:, None], store)
+    labeler.close()
+    labeled, failures = stored(store)
+    assert failures == {5: "non_finite", 9: "exception"}
+    assert sorted(labeled) == sorted(set(range(16)) - {5, 9})
+    table = store.labels.read().sort_by("sample_id").to_pydict()
+    attempts = dict(zip(table["sample_id"], table["attempts"], strict=True))
+    # 2 and 7 fail in their chunk and alone, then succeed on the first retry; 11 never ran in its chunk
+    # (9 raised first), so it needs two retries. Samples beside them ran twice; a clean chunk once.
+    assert {i: attempts[i] for i in flaky} == {2: 3, 7: 3, 11: 4}
+    assert attempts[0] == attempts[4] == attempts[8] == 2 and attempts[12] == 1
+    (record,) = [r for r in store.read_failures().to_pylist() if r["sample_id"] == 9]
+    assert record["attempts"] == 4  # its chunk, alone, and two retries
+    assert counts["retried"] == 1 + 1 + 2 + 2
+
+
+def test_timeouts_and_crashes_are_retried_and_recorded_where_they_happened(ray_local, tmp_path):
+    sim = misbehaving(hang_on=[3], die_on=[6])
+    config = LabelingConfig(chunk_size=8, timeout_s=2.0, retries={"timeout": 1, "crash": 2}, backoff_s=0.05)
+    labeler = Labeler(sim, PLUGINS, config, RESOURCES)
+    store = LabelStore(tmp_path / "labels", tmp_path / "failures")
+    counts = labeler.label(np.arange(8), np.arange(8.0)[:, None], store)
+    labeler.close()
+    records = {r["sample_id"]: r for r in store.read_failures().to_pylist()}
+    assert {i: r["reason"] for i, r in records.items()} == {3: "timeout", 6: "crash"}
+    assert records[3]["attempts"] == 2 and records[6]["attempts"] == 3  # one and two retries
+    assert all(r["node"] and r["actor"] for r in records.values())
+    # With a timeout each call holds one sample: the hang cost one timeout, not a chunk of eight's worth.
+    assert records[3]["wall_s"] < 3 * config.timeout_s
+    assert counts["labeled"] == 6 and counts["retried"] == 3

@@ -3,12 +3,16 @@
 A sample table has the columns `sample_id` (int64), one column per simulator parameter (int64 or
 float64), `input` and `target` (float32 `fixed_shape_tensor`), the simulator's extras (float64)
 and provenance (`fidelity`, `wall_s`, `node`, `labeled_at`). Every file is written under a hidden
-temporary name and renamed into place, so a reader never sees half a file.
+temporary name, flushed to the disk and renamed into place, so a reader never sees half a file and
+a power cut cannot lose what a rename announced. A `PartStore` lists its parts (name, rows, bytes,
+SHA-256) in `_manifest.jsonl`, so a missing, extra, truncated or altered part is noticed on reading.
 """
 
 from __future__ import annotations
 
+import hashlib
 import itertools
+import json
 import os
 import shutil
 import uuid
@@ -20,10 +24,11 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from raysurr.errors import DatasetError
+from raysurr.errors import DatasetError, StoreError
 from raysurr.simulators.base import AbstractSimulator, Simulation
 
 COMPRESSION = "zstd"
+MANIFEST = "_manifest.jsonl"  # readers of `*.parquet` and pyarrow's datasets skip names that start with "_"
 
 
 def tensor_array(values: np.ndarray) -> pa.FixedShapeTensorArray:
@@ -75,12 +80,38 @@ def write_table(table: pa.Table, path: Path) -> Path:
     # Dictionaries and min/max statistics of tensor columns cost half the write time and help no reader.
     scalar = [f.name for f in table.schema if not isinstance(f.type, pa.FixedShapeTensorType)]
     pq.write_table(table, tmp, compression=COMPRESSION, use_dictionary=scalar, write_statistics=scalar)
+    _fsync(tmp)
     os.replace(tmp, path)
+    _fsync(path.parent)
     return path
 
 
+def write_text(path: str | Path, text: str) -> Path:
+    """Write a small text file atomically and durably (temporary file, fsync, rename, fsync the folder)."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
+    tmp.write_text(text)
+    _fsync(tmp)
+    os.replace(tmp, path)
+    _fsync(path.parent)
+    return path
+
+
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def file_digest(path: Path) -> str:
+    with path.open("rb") as handle:
+        return hashlib.file_digest(handle, "sha256").hexdigest()
+
+
 class PartStore:
-    """An append-only folder of Parquet part files.
+    """An append-only folder of Parquet part files with a manifest of what it holds.
 
     Example:
         >>> import tempfile
@@ -93,22 +124,88 @@ class PartStore:
     def __init__(self, directory: str | Path) -> None:
         self.directory = Path(directory)
         self.directory.mkdir(parents=True, exist_ok=True)
-        self._counter = itertools.count(len(self.parts()))
+        self.manifest = self.directory / MANIFEST
+        self._counter = itertools.count(len(list(self.directory.glob("part-*.parquet"))))
 
     def parts(self) -> list[Path]:
-        return sorted(self.directory.glob("part-*.parquet"))
+        """The parts the manifest lists, after checking that they and only they are on disk."""
+        return self.check()
 
     def write(self, table: pa.Table) -> Path:
         while True:
             path = self.directory / f"part-{next(self._counter):06d}.parquet"
             if not path.exists():
-                return write_table(table, path)
+                write_table(table, path)
+                self._list(path, table.num_rows)
+                return path
 
     def read(self, columns: Sequence[str] | None = None) -> pa.Table:
         parts = self.parts()
         if not parts:
             raise DatasetError(f"no part files in {str(self.directory)!r}")
         return pa.concat_tables(pq.read_table(p, columns=columns) for p in parts)
+
+    def entries(self) -> dict[str, dict]:
+        """{part name: its manifest entry (rows, bytes, sha256)}."""
+        if not self.manifest.exists():
+            return {}
+        entries = {}
+        for number, line in enumerate(self.manifest.read_text().splitlines(), 1):
+            try:
+                entry = json.loads(line)
+                entries[entry["part"]] = entry
+            except (ValueError, KeyError, TypeError):
+                if line.strip():
+                    raise StoreError(f"{str(self.manifest)!r} line {number} is damaged; {_CHECK}") from None
+        return entries
+
+    def check(self, checksums: bool = False) -> list[Path]:
+        """The listed parts, in order; StoreError naming the file if one is missing, extra, resized or altered.
+
+        A part on disk but not in the manifest is adopted when it is the newest part and reads whole:
+        the one way a crash leaves it (between the rename and the manifest line). A store from before
+        manifests is adopted whole.
+        """
+        on_disk = {p.name: p for p in self.directory.glob("part-*.parquet")}
+        entries = self.entries()
+        if not entries and on_disk and not self.manifest.exists():
+            for path in sorted(on_disk.values()):
+                self._list(path, _rows(path))
+            entries = self.entries()
+        for name in sorted(set(entries) - set(on_disk)):
+            raise StoreError(f"part {str(self.directory / name)!r} is listed in the manifest but missing "
+                             f"({entries[name]['rows']} rows lost); restore it from a backup; {_CHECK}")  # fmt: skip
+        newest = max(entries, default="")
+        for name in sorted(set(on_disk) - set(entries)):
+            if name < newest or _rows(on_disk[name]) is None:
+                raise StoreError(f"part {str(on_disk[name])!r} is not in the store's manifest (copied in, or "
+                                 f"left by another program); move it out of the folder; {_CHECK}")  # fmt: skip
+            self._list(on_disk[name], _rows(on_disk[name]))
+            entries = self.entries()
+        for name, entry in entries.items():
+            path = on_disk[name]
+            if path.stat().st_size != entry["bytes"] or (checksums and file_digest(path) != entry["sha256"]):
+                raise StoreError(f"part {str(path)!r} differs from what was written (size or checksum); restore it "
+                                 f"from a backup or move it out of the folder; {_CHECK}")  # fmt: skip
+        return [on_disk[name] for name in sorted(entries)]
+
+    def _list(self, path: Path, rows: int | None) -> None:
+        entry = {"part": path.name, "rows": rows, "bytes": path.stat().st_size, "sha256": file_digest(path)}
+        with self.manifest.open("a") as handle:
+            handle.write(json.dumps(entry) + "\n")
+            handle.flush()
+            os.fsync(handle.fileno())
+
+
+_CHECK = "python -m raysurr check FOLDER lists every problem"
+
+
+def _rows(path: Path) -> int | None:
+    """The row count of a readable Parquet file, None if it is not one."""
+    try:
+        return pq.ParquetFile(path).metadata.num_rows
+    except (OSError, pa.ArrowException):
+        return None
 
 
 @contextmanager

@@ -2,14 +2,19 @@
 
 For each chunk it writes the parameter sets to `params.npy` ([n, P] float64, columns in the
 declared order), runs the command template with `{params}` and `{outputs}` filled in, waits up to
-`timeout_s`, and reads `outputs.npy` ([n, *output_shape]) or `outputs.npz` (key `outputs`, plus
-one [n] array per declared extra) back. A non-zero exit, a missing or malformed output file, or a
-timeout raises `SimulationError` with the exit code and the tail of stderr.
+`timeout_s` per sample (the program runs in its own process group, and all of that group is killed
+at the limit), and reads back `{outputs}.npy` ([n, *output_shape]), `{outputs}.npz` (key
+`outputs`, plus one [n] array per declared extra), or an .npy/.npz file written at exactly
+`{outputs}`. A non-zero exit, a missing or malformed output file, or a timeout raises
+`SimulationError` with the exit code and the tail of stderr.
 """
 
 from __future__ import annotations
 
+import contextlib
+import os
 import shlex
+import signal
 import subprocess
 import tempfile
 import time
@@ -33,7 +38,7 @@ class CommandSimulator(AbstractSimulator):
         parameters: `[{name, low, high, integer}]`.
         output_shape: `[C, H, W]` of one output.
         extras: names of per-sample scalars the program writes into outputs.npz.
-        timeout_s: limit for one run of the command (a chunk).
+        timeout_s: limit per sample: a run of the command on n samples may take n * timeout_s.
         workdir: where the command runs (default: the current directory).
         fidelity: a label recorded with every sample.
 
@@ -53,6 +58,16 @@ class CommandSimulator(AbstractSimulator):
     ) -> None:
         if "{params}" not in command or "{outputs}" not in command:
             raise ParameterError(f"command {command!r} must contain {{params}} and {{outputs}} placeholders")
+        try:
+            argv = shlex.split(command)
+            [a.format(params="p", outputs="o") for a in argv]
+        except (ValueError, KeyError, IndexError) as exc:
+            raise ParameterError(
+                f"command {command!r} is not a valid template ({type(exc).__name__}: {exc}); only "
+                "{params} and {outputs} may stand in braces (write {{ and }} for a brace)"
+            ) from None
+        if not timeout_s or timeout_s <= 0:
+            raise ParameterError(f"timeout_s must be a positive number of seconds per sample, got {timeout_s!r}")
         if len(output_shape) != 3 or min(output_shape) < 1:
             raise ParameterError(f"output_shape must be [C, H, W] of positive sizes, got {list(output_shape)}")
         try:
@@ -77,21 +92,30 @@ class CommandSimulator(AbstractSimulator):
             params_path, outputs_stem = Path(tmp) / "params.npy", Path(tmp) / "outputs"
             np.save(params_path, np.asarray(params, dtype=np.float64))
             argv = [a.format(params=params_path, outputs=outputs_stem) for a in shlex.split(self.command)]
-            self._run(argv)
+            self._run(argv, self.timeout_s * len(params))
             return self._read(outputs_stem, len(params))
 
-    def _run(self, argv: list[str]) -> None:
+    def _run(self, argv: list[str], timeout_s: float) -> None:
         start = time.perf_counter()
         try:
-            done = subprocess.run(argv, cwd=self.workdir, capture_output=True, text=True, timeout=self.timeout_s)
-        except subprocess.TimeoutExpired:
-            raise SimulationError(f"command timed out after {self.timeout_s}s: {shlex.join(argv)}") from None
+            # Its own session: at the limit the whole process group goes, grandchildren included.
+            proc = subprocess.Popen(argv, cwd=self.workdir, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                    start_new_session=True)  # fmt: skip
         except OSError as exc:
             raise SimulationError(f"command could not start ({exc}): {shlex.join(argv)}") from None
-        if done.returncode != 0:
-            tail = " | ".join(done.stderr.strip().splitlines()[-10:])[-1500:]
+        try:
+            _, stderr = proc.communicate(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            _kill_group(proc)
+            raise SimulationError(f"command timed out after {timeout_s:g}s: {shlex.join(argv)}") from None
+        except BaseException:  # the actor is being stopped: leave no orphans behind
+            _kill_group(proc)
+            raise
+        _kill_group(proc)  # whatever it left running in the background
+        if proc.returncode != 0:
+            tail = " | ".join(stderr.strip().splitlines()[-10:])[-1500:]
             raise SimulationError(
-                f"command exited with code {done.returncode} after {time.perf_counter() - start:.1f}s; "
+                f"command exited with code {proc.returncode} after {time.perf_counter() - start:.1f}s; "
                 f"stderr: {tail or '(empty)'}"
             )
 
@@ -107,4 +131,21 @@ class CommandSimulator(AbstractSimulator):
                 return Simulation(data["outputs"].astype(np.float32), {e: data[e] for e in self.extras})
         if npy.exists():
             return Simulation(np.load(npy).astype(np.float32))
-        raise SimulationError(f"command wrote no output: expected {npy.name} or {npz.name} at the {{outputs}} path")
+        if stem.exists():  # written at exactly {outputs}: np.load tells .npy from .npz by content
+            try:
+                loaded = np.load(stem)
+            except (ValueError, OSError) as exc:
+                raise SimulationError(f"{stem} is neither .npy nor .npz ({exc})") from None
+            if isinstance(loaded, np.lib.npyio.NpzFile):
+                loaded.close()
+                os.replace(stem, npz)
+                return self._read(stem, n)
+            return Simulation(loaded.astype(np.float32))
+        raise SimulationError(f"command wrote no output: expected {npy} or {npz} (the {{outputs}} path plus .npy "
+                              "or .npz)")  # fmt: skip
+
+
+def _kill_group(proc: subprocess.Popen) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()

@@ -1,4 +1,4 @@
-"""Parquet samples: bit-exact round trip, schema, atomic files and folders."""
+"""Parquet samples: bit-exact round trip, schema, atomic files and folders, a store that checks what it reads."""
 
 from __future__ import annotations
 
@@ -7,7 +7,9 @@ import pyarrow as pa
 import pytest
 
 from raysurr.data import PartStore, read_arrays, samples_table, staged_directory
-from raysurr.errors import DatasetError
+from raysurr.data.labels import LabelStore
+from raysurr.data.store import write_table
+from raysurr.errors import DatasetError, StoreError
 from raysurr.simulators import Diffusion2D
 
 
@@ -61,7 +63,7 @@ def test_no_temporary_file_is_left_or_read(tmp_path):
     store = PartStore(tmp_path)
     store.write(make_table(2)[0])
     (tmp_path / ".part-000001.parquet.dead.tmp").write_bytes(b"half a file")
-    assert [p.name for p in tmp_path.iterdir() if not p.name.startswith(".")] == ["part-000000.parquet"]
+    assert [p.name for p in tmp_path.iterdir() if not p.name.startswith((".", "_"))] == ["part-000000.parquet"]
     assert store.read().num_rows == 2
 
 
@@ -96,3 +98,89 @@ def test_empty_output_folder_is_accepted(tmp_path):
     with staged_directory(tmp_path / "e2") as stage:
         (stage / "a").write_text("1")
     assert (tmp_path / "e2" / "a").exists()
+
+
+def two_part_store(tmp_path):
+    store = LabelStore(tmp_path / "labels", tmp_path / "failures")
+    store.write(make_table(3, first_id=0)[0], [])
+    store.write(make_table(3, first_id=3)[0], [])
+    return store, tmp_path / "labels"
+
+
+def test_a_deleted_part_is_noticed(tmp_path):
+    store, labels = two_part_store(tmp_path)
+    (labels / "part-000000.parquet").unlink()
+    with pytest.raises(StoreError, match=r"part-000000.parquet' is listed in the manifest but missing \(3 rows lost\)"):
+        store.labeled_ids()
+
+
+def test_a_copied_part_is_refused(tmp_path):
+    store, labels = two_part_store(tmp_path)
+    (labels / "part-000000 (copy).parquet").write_bytes((labels / "part-000000.parquet").read_bytes())
+    with pytest.raises(StoreError, match=r"part-000000 \(copy\).parquet' is not in the store's manifest"):
+        store.labeled_ids()
+
+
+def test_a_part_duplicated_under_a_new_name_is_refused(tmp_path):
+    store, labels = two_part_store(tmp_path)
+    (labels / "part-000002.parquet").write_bytes((labels / "part-000001.parquet").read_bytes())
+    with pytest.raises(StoreError, match="sample 3 is stored twice"):  # adopted as the newest, then caught
+        store.labeled_ids()
+
+
+@pytest.mark.parametrize("damage", ["truncate", "rewrite"])
+def test_an_altered_part_is_refused(tmp_path, damage):
+    store, labels = two_part_store(tmp_path)
+    part = labels / "part-000001.parquet"
+    if damage == "truncate":
+        part.write_bytes(part.read_bytes()[:-100])
+        match = "differs from what was written"
+        with pytest.raises(StoreError, match=match):
+            store.labeled_ids()
+    else:  # same size, a NaN in a target: only the checksum sees it
+        table, _ = make_table(3, first_id=3)
+        target = table.column("target").combine_chunks().to_numpy_ndarray().copy()
+        target[0, 0, 0, 0] = np.nan
+        from raysurr.data.store import tensor_array
+
+        write_table(table.set_column(table.column_names.index("target"), "target", tensor_array(target)), part)
+        with pytest.raises(StoreError, match="part-000001.parquet' differs from what was written"):
+            store.verify()
+
+
+def test_non_finite_or_misshapen_labels_are_refused_by_verify(tmp_path):
+    store = LabelStore(tmp_path / "labels", tmp_path / "failures")
+    table, _ = make_table(2)
+    target = table.column("target").combine_chunks().to_numpy_ndarray().copy()
+    target[1] = np.inf
+    from raysurr.data.store import tensor_array
+
+    store.write(table.set_column(table.column_names.index("target"), "target", tensor_array(target)), [])
+    with pytest.raises(StoreError, match="holds non-finite target values"):
+        store.verify()
+    with pytest.raises(StoreError, match=r"holds inputs of shape \[1, 16, 16\], but the simulator's are \[1, 32, 32\]"):
+        store.verify(input_shape=[1, 32, 32])
+
+
+def test_the_part_a_crash_left_unlisted_is_adopted(tmp_path):
+    """Killed between the rename and the manifest line: the newest part is whole and is kept."""
+    store, labels = two_part_store(tmp_path)
+    write_table(make_table(2, first_id=6)[0], labels / "part-000002.parquet")
+    assert store.labeled_ids() == set(range(8))
+    assert store.verify() == 8
+
+
+def test_a_store_from_before_manifests_is_adopted(tmp_path):
+    store, labels = two_part_store(tmp_path)
+    (labels / "_manifest.jsonl").unlink()
+    assert store.labeled_ids() == set(range(6)) and store.verify() == 6
+
+
+def test_failures_set_aside_are_simulated_again(tmp_path):
+    from raysurr.records import FailureRecord
+
+    store = LabelStore(tmp_path / "labels", tmp_path / "failures")
+    store.write(None, [FailureRecord(4, "exception", "OSError", "busy")])
+    assert store.set_failures_aside("retried-1") == 1
+    assert store.failed_ids() == set()
+    assert (tmp_path / "failures" / "retried-1" / "part-000000.parquet").exists()
