@@ -371,16 +371,18 @@ class ALDriver:
 
     @property
     def eval_dir(self) -> Path:
-        """The cached validation/test sets for this simulator, seed and sizes (shared between runs)."""
-        options = {**self.config.simulator.options, **type(self.simulator).evaluation_options}
-        identity = {"simulator": self.config.simulator.name, "options": options, "seed": self.eval_seed,
-                    "val": self.config.pool.val, "test": self.config.pool.test}  # fmt: skip
+        return self.eval_dir_of(self.config, self.folder.root)
+
+    @staticmethod
+    def eval_dir_of(config: Config, run_root: Path) -> Path:
+        """The cached validation/test sets for a run's simulator, seed and sizes (shared between runs)."""
+        simulator = build_simulator(config.simulator)
+        options = {**config.simulator.options, **type(simulator).evaluation_options}
+        seed = config.seed if config.pool.eval_seed is None else config.pool.eval_seed
+        identity = {"simulator": config.simulator.name, "options": options, "seed": seed, "val": config.pool.val,
+                    "test": config.pool.test}  # fmt: skip
         key = json.dumps(identity, sort_keys=True, default=str)
-        cache = (
-            Path(self.config.pool.eval_cache)
-            if self.config.pool.eval_cache
-            else self.folder.root.parent / ".eval-cache"
-        )
+        cache = Path(config.pool.eval_cache) if config.pool.eval_cache else run_root.parent / ".eval-cache"
         return cache / hashlib.sha256(key.encode()).hexdigest()[:16]
 
     def _evaluation_sets(self) -> None:

@@ -22,7 +22,8 @@ class Misbehaving(AbstractSimulator):
     def __init__(self, raise_on=(), nan_on=(), inf_on=(), hang_on=(), die_on=(), hang_s: float = 600.0, flaky_on=(),
                  flaky_times: int = 1, flaky_dir: str = "") -> None:  # fmt: skip
         self.raise_on, self.nan_on, self.hang_on, self.die_on = set(raise_on), set(nan_on), set(hang_on), set(die_on)
-        self.inf_on, self.flaky_on, self.flaky_times, self.flaky_dir = set(inf_on), set(flaky_on), flaky_times, flaky_dir
+        self.inf_on, self.flaky_on = set(inf_on), set(flaky_on)
+        self.flaky_times, self.flaky_dir = flaky_times, flaky_dir
         self.hang_s = hang_s
 
     def _flaky(self, x: int) -> bool:

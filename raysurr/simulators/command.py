@@ -103,15 +103,14 @@ class CommandSimulator(AbstractSimulator):
                                     start_new_session=True)  # fmt: skip
         except OSError as exc:
             raise SimulationError(f"command could not start ({exc}): {shlex.join(argv)}") from None
-        try:
-            _, stderr = proc.communicate(timeout=timeout_s)
-        except subprocess.TimeoutExpired:
-            _kill_group(proc)
-            raise SimulationError(f"command timed out after {timeout_s:g}s: {shlex.join(argv)}") from None
-        except BaseException:  # the actor is being stopped: leave no orphans behind
-            _kill_group(proc)
-            raise
-        _kill_group(proc)  # whatever it left running in the background
+        with proc:  # closes the pipes however this ends
+            try:
+                _, stderr = proc.communicate(timeout=timeout_s)
+            except subprocess.TimeoutExpired:
+                _kill_group(proc)
+                raise SimulationError(f"command timed out after {timeout_s:g}s: {shlex.join(argv)}") from None
+            finally:  # whatever it left running (or all of it, if the actor is being stopped)
+                _kill_group(proc)
         if proc.returncode != 0:
             tail = " | ".join(stderr.strip().splitlines()[-10:])[-1500:]
             raise SimulationError(

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -45,7 +47,7 @@ def test_non_zero_exit_is_isolated_to_the_bad_sample():
 
 def test_missing_output_file():
     sim = build_simulator(command_config(f"{sys.executable} -c pass {{params}} {{outputs}}"))
-    with pytest.raises(SimulationError, match="command wrote no output: expected outputs.npy or outputs.npz"):
+    with pytest.raises(SimulationError, match=r"command wrote no output: expected \S*outputs.npy or \S*outputs.npz"):
         sim.simulate(np.array([[1.0, 2.0]]))
 
 
@@ -75,3 +77,36 @@ def test_bad_options(options, message):
     with pytest.raises(ParameterError, match=message):
         build_simulator(SimulatorConfig(name="command", options={**command_config("x {params} {outputs}").options,
                                                                   **options}))  # fmt: skip
+
+
+def test_timeout_kills_the_whole_process_group(tmp_path):
+    """A program that leaves a grandchild running: at the limit the grandchild goes too."""
+    pid_file = tmp_path / "grandchild.pid"
+    script = tmp_path / "spawn.py"
+    script.write_text(
+        "import subprocess, sys, time\n"
+        f"child = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)'])\n"
+        f"open({str(pid_file)!r}, 'w').write(str(child.pid))\n"
+        "time.sleep(60)\n"
+    )
+    sim = build_simulator(command_config(f"{sys.executable} {script} {{params}} {{outputs}}", timeout_s=1.0))
+    with pytest.raises(SimulationError, match="command timed out after 1s"):
+        sim.simulate(np.array([[1.0, 2.0]]))
+    pid = int(pid_file.read_text())
+    with pytest.raises(ProcessLookupError):  # reaped by init once its group was killed, or about to be
+        for _ in range(50):
+            os.kill(pid, 0)
+            time.sleep(0.1)
+
+
+def test_output_written_at_exactly_the_outputs_path(tmp_path):
+    writer = tmp_path / "write.py"
+    writer.write_text("import sys, numpy as np\nnp.save(open(sys.argv[2], 'wb'), np.ones((1, 1, 4, 4)))\n")
+    sim = build_simulator(command_config(f"{sys.executable} {writer} {{params}} {{outputs}}"))
+    assert sim.simulate(np.array([[1.0, 2.0]])).outputs.shape == (1, 1, 4, 4)
+
+
+@pytest.mark.parametrize("template", ["run {params} {outputs} {other}", "run {params} {outputs} {", "run {params} {0}"])
+def test_templates_with_other_braces_are_refused(template):
+    with pytest.raises(ParameterError, match="placeholders|is not a valid template"):
+        build_simulator(command_config(template))
