@@ -59,6 +59,7 @@ def check_dataset(root: Path) -> list[tuple[str, str | None]]:
         return results
     dataset = open_dataset(root)
     for split, size in dataset.splits.items():
+
         def verify(split: str = split, size: int = size) -> None:
             directory = dataset.split_dir(split)
             store = LabelStore(directory, root / "failures")

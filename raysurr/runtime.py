@@ -5,10 +5,11 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import socket
 
 import ray
 
-from raysurr.errors import ResourceError
+from raysurr.errors import ConfigError, ResourceError
 
 # One BLAS/OpenMP thread per worker unless a stage asks for more: oversubscribed threads on a
 # small machine slow everything several times over.
@@ -29,7 +30,11 @@ def connect(address: str | None = None, num_cpus: int | None = None, dashboard: 
     quiet_ray_data()
     runtime_env = {"env_vars": dict(WORKER_ENV)}
     if address:
-        ray.init(address=address, runtime_env=runtime_env, logging_level="WARNING")
+        _check_reachable(address)
+        try:
+            ray.init(address=address, runtime_env=runtime_env, logging_level="WARNING")
+        except (ConnectionError, RuntimeError, ValueError) as exc:
+            raise ConfigError(f"cannot reach the Ray cluster at {address!r} ({_first_line(exc)}); {_START}") from None
         return
     if dashboard is None:
         dashboard = os.environ.get("RAYSURR_DASHBOARD", "1") != "0"
@@ -40,6 +45,25 @@ def connect(address: str | None = None, num_cpus: int | None = None, dashboard: 
         runtime_env=runtime_env,
         logging_level="WARNING",
     )
+
+
+_START = "start one (ray start --head, or ray up cluster.yaml) or leave out --address for a local Ray"
+
+
+def _check_reachable(address: str) -> None:
+    """A HOST:PORT that refuses connections fails in seconds, not after Ray's minutes of retries."""
+    host, sep, port = address.removeprefix("ray://").rpartition(":")
+    if not sep or not port.isdigit():
+        return  # "auto", or a form Ray resolves itself
+    try:
+        socket.create_connection((host, int(port)), timeout=5).close()
+    except OSError as exc:
+        raise ConfigError(f"cannot reach the Ray cluster at {address!r} ({exc.strerror or exc}); {_START}") from None
+
+
+def _first_line(exc: BaseException) -> str:
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    return lines[0][:300] if lines else type(exc).__name__
 
 
 def quiet_ray_data() -> None:

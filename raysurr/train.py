@@ -15,22 +15,24 @@ import json
 import sys
 import time
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from raysurr.cli import Parser, add_address_argument, add_config_arguments, config_from_args, run, write_resolved_config
-from raysurr.config import Config
+from raysurr.config import Config, SimulatorConfig
 from raysurr.data.dataset import DatasetInfo, open_dataset, read_arrays
 from raysurr.data.store import PartStore, staged_directory
-from raysurr.errors import DatasetError
+from raysurr.errors import ConfigError, DatasetError, RegistryError
 from raysurr.models import build_model, count_parameters
 from raysurr.models.checkpoint import load_surrogate
 from raysurr.plots import plot_predictions
 from raysurr.runtime import connect
 from raysurr.scoring import evaluate, read_samples
 from raysurr.seeding import child_seed
+from raysurr.simulators import build_simulator
 from raysurr.training import fit
 
 SPLITS = ("train", "val", "test")
@@ -55,11 +57,23 @@ def check_dataset(info: DatasetInfo) -> None:
         )
 
 
+def dataset_simulator(info: DatasetInfo) -> SimulatorConfig:
+    """The simulator that labelled a dataset, checked to be buildable here (its plugin loaded)."""
+    section = SimulatorConfig.from_dict(info.simulator)
+    try:
+        build_simulator(section)
+    except RegistryError:
+        raise ConfigError(f"the dataset {str(info.root)!r} was labelled by simulator {section.name!r}, which is not "
+                          "registered here; load its plugin with --set 'plugins=[your_module]'") from None  # fmt: skip
+    return section
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     config = config_from_args(args)
     info = open_dataset(args.data)
     check_dataset(info)
+    config = replace(config, simulator=dataset_simulator(info))  # its region of interest scores the test set
     channels = (info.input_shape[0], info.output_shape[0])
     size = count_parameters(build_model(config.model, *channels))  # also validates the model section
     print(

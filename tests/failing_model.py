@@ -13,11 +13,14 @@ from raysurr.models import register_model
 
 @register_model("fails_in_training")
 class FailsInTraining(nn.Module):
-    """Builds like any model; its forward raises, so a run with it fails once training starts."""
+    """Builds like any model and passes the shape check on the meta device; its forward on real data
+    raises, so a run with it fails once training starts."""
 
     def __init__(self, in_channels: int = 1, out_channels: int = 1) -> None:
         super().__init__()
         self.conv = nn.Conv2d(in_channels, out_channels, 1)
 
     def forward(self, x):
+        if x.device.type == "meta":
+            return self.conv(x)
         raise RuntimeError("fails_in_training: this model always fails")

@@ -122,8 +122,7 @@ class PartStore:
     """
 
     def __init__(self, directory: str | Path) -> None:
-        self.directory = Path(directory)
-        self.directory.mkdir(parents=True, exist_ok=True)
+        self.directory = Path(directory)  # created by the first write
         self.manifest = self.directory / MANIFEST
         self._counter = itertools.count(len(list(self.directory.glob("part-*.parquet"))))
 
@@ -132,6 +131,7 @@ class PartStore:
         return self.check()
 
     def write(self, table: pa.Table) -> Path:
+        self.directory.mkdir(parents=True, exist_ok=True)
         while True:
             path = self.directory / f"part-{next(self._counter):06d}.parquet"
             if not path.exists():
