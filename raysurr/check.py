@@ -53,9 +53,8 @@ def check_run(root: Path) -> list[tuple[str, str | None]]:
 
 def check_dataset(root: Path) -> list[tuple[str, str | None]]:
     results = []
-    info = _attempt(f"{root}: manifest", lambda: open_dataset(root))
-    results.append(info if isinstance(info[1], str) else (info[0], None))
-    if isinstance(info[1], str):
+    results.append(_attempt(f"{root}: manifest", lambda: open_dataset(root)))
+    if results[-1][1] is not None:
         return results
     dataset = open_dataset(root)
     for split, size in dataset.splits.items():
@@ -75,6 +74,7 @@ def check_dataset(root: Path) -> list[tuple[str, str | None]]:
 
 def _attempt(what: str, check: Callable[[], object]) -> tuple[str, object]:
     try:
-        return what, check() and None
+        check()
+        return what, None
     except RaysurrError as exc:
         return what, str(exc)

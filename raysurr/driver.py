@@ -84,6 +84,12 @@ class RunState:
                              f"{rows} finished rounds); {fix}")  # fmt: skip
         return state
 
+    def reopen(self) -> None:
+        """A finished run goes on: back to scoring its last round, whose row is finished again then."""
+        self.round -= 1
+        self.row = self.rows.pop()
+        self.phase, self.stopped = "score", None
+
     def expected_checkpoints(self) -> list[int]:
         """The rounds whose trained checkpoint must exist at this point of the run."""
         return list(range(self.round + (self.phase in ("eval", "score"))))
@@ -173,6 +179,9 @@ class ALDriver:
 
     def _run(self) -> dict[str, Any]:
         state = self.folder.read_state()
+        if state.phase == "done" and self._stop_reason(state.round - 1, state.rows[-1]) is None:
+            state.reopen()  # resumed with a later stopping rule (more rounds, a larger budget): go on
+            log(f"resuming a finished run: round {state.round} scores the pool again")
         if state.phase != "prepare":
             n = self.folder.store.verify(self.simulator.input_shape, self.simulator.output_shape)
             log(f"resuming round {state.round} at {state.phase}: the label store's {n} labels check out")
@@ -259,7 +268,7 @@ class ALDriver:
                          eval_s=time.perf_counter() - start)  # fmt: skip
         self._set("val_wmae", val["wmae"])
         self._set("test_wmae", test["wmae"])
-        state.stopped = self._stop_reason(state)
+        state.stopped = self._stop_reason(state.round, state.row)
         if state.stopped:
             self._finish_round(state, score_s=0.0)
             state.phase = "done"
@@ -293,9 +302,9 @@ class ALDriver:
         state.row = {}
         state.phase = "label"
 
-    def _stop_reason(self, state: RunState) -> str | None:
-        loop, row = self.config.loop, state.row
-        if state.round + 1 >= loop.rounds:
+    def _stop_reason(self, round_idx: int, row: dict[str, Any]) -> str | None:
+        loop = self.config.loop
+        if round_idx + 1 >= loop.rounds:
             return f"{loop.rounds} rounds done"
         if loop.label_budget is not None and row["n_labeled"] >= loop.label_budget:
             return f"label budget {loop.label_budget} reached"

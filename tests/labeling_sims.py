@@ -20,11 +20,11 @@ class Misbehaving(AbstractSimulator):
     parameters = (Parameter("x", 0, 10_000, integer=True),)
 
     def __init__(self, raise_on=(), nan_on=(), inf_on=(), hang_on=(), die_on=(), hang_s: float = 600.0, flaky_on=(),
-                 flaky_times: int = 1, flaky_dir: str = "") -> None:  # fmt: skip
+                 flaky_times: int = 1, flaky_dir: str = "", raise_above: int | None = None) -> None:  # fmt: skip
         self.raise_on, self.nan_on, self.hang_on, self.die_on = set(raise_on), set(nan_on), set(hang_on), set(die_on)
         self.inf_on, self.flaky_on = set(inf_on), set(flaky_on)
         self.flaky_times, self.flaky_dir = flaky_times, flaky_dir
-        self.hang_s = hang_s
+        self.hang_s, self.raise_above = hang_s, raise_above
 
     def _flaky(self, x: int) -> bool:
         """True for the first `flaky_times` runs of x (each run leaves a file behind)."""
@@ -43,7 +43,7 @@ class Misbehaving(AbstractSimulator):
                 os._exit(3)  # the process dies, as a segfaulting external code would
             if x in self.hang_on:
                 time.sleep(self.hang_s)  # a hung simulator: nothing returns until the timeout kills it
-            if x in self.raise_on:
+            if x in self.raise_on or (self.raise_above is not None and x > self.raise_above):
                 raise RuntimeError(f"cannot simulate x={x}")
             if x in self.flaky_on and self._flaky(x):
                 raise OSError(f"transient failure on x={x}")
