@@ -248,7 +248,7 @@ class ALDriver:
             seed = child_seed(self.config.seed, "train", state.round, member)
             out = self.folder.checkpoint(state.round, member)
             result = fit(datasets, self.config.model, channels, self.config.training, self.config.resources, out,
-                         seed=seed, warm_start=warm, meta=meta)  # fmt: skip
+                         seed=seed, warm_start=warm, meta=meta, plugins=self.config.plugins)  # fmt: skip
         state.row.update(train_s=time.perf_counter() - start)
         log(f"round {state.round}: trained {len(result.history)} epochs, best validation weighted MAE "
             f"{result.best_val_wmae:.4g} ({time.perf_counter() - start:.0f}s)")  # fmt: skip

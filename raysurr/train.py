@@ -97,7 +97,7 @@ def train_and_evaluate(config: Config, info: DatasetInfo, channels: tuple[int, i
     }
     meta = {"simulator": info.simulator, "dataset": str(info.root), "n_train": info.splits["train"]}
     result = fit(datasets, config.model, channels, config.training, config.resources, out / "checkpoint",
-                 seed=child_seed(config.seed, "train"), meta=meta)  # fmt: skip
+                 seed=child_seed(config.seed, "train"), meta=meta, plugins=config.plugins)  # fmt: skip
     start = time.perf_counter()
     test = evaluate(result.checkpoint, read_samples(info.split_dir("test")), config)
     return {

@@ -28,7 +28,7 @@ import ray.train.torch
 import torch
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
-from raysurr.config import ModelConfig, ResourcesConfig, TrainingConfig
+from raysurr.config import ModelConfig, ResourcesConfig, TrainingConfig, load_plugins
 from raysurr.models.checkpoint import SurrogateSpec, checkpoint_bytes, read_checkpoint, save_surrogate
 from raysurr.models.fitting import Fit
 from raysurr.runtime import check_fits
@@ -60,6 +60,7 @@ class _LoopConfig:
     threads: int
     warm_start: bytes | None  # a checkpoint's contents: the worker may be on a node without the driver's disk
     meta: dict[str, Any]
+    plugins: tuple[str, ...] = ()  # modules that register the user's models, imported in every worker
 
 
 def fit(
@@ -73,6 +74,7 @@ def fit(
     warm_start: str | Path | None = None,
     meta: dict[str, Any] | None = None,
     ray_train: bool | None = None,
+    plugins: tuple[str, ...] = (),
 ) -> TrainResult:
     """Train a surrogate on Ray and return its best-validation checkpoint.
 
@@ -83,11 +85,13 @@ def fit(
         seed: the seed of this training run (derive one per run and round).
         warm_start: a checkpoint to start from instead of fresh weights (`training.reinit: false`).
         ray_train: train on Ray Train even with one worker; None: only with several.
+        plugins: the config's plugin modules (a user's model is registered by importing them).
     """
     out_dir = Path(out_dir).resolve()
     init = {"in_channels": channels[0], "out_channels": channels[1], **model.options}
     loop = _LoopConfig(model.name, init, asdict(training), seed, max(1, int(resources.cpus_per_train_worker)),
-                       checkpoint_bytes(warm_start) if warm_start else None, dict(meta or {}))  # fmt: skip
+                       checkpoint_bytes(warm_start) if warm_start else None, dict(meta or {}),
+                       tuple(plugins))  # fmt: skip
     scaling = scaling_config(resources)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
@@ -197,6 +201,7 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
 
 def _network(loop: _LoopConfig) -> tuple[torch.nn.Module, SurrogateSpec]:
     """The network to train: the same initial weights on every rank (or the warm-start weights)."""
+    load_plugins(loop.plugins)
     torch.set_num_threads(loop.threads)
     torch.manual_seed(child_seed(loop.seed, "init"))
     spec = SurrogateSpec(loop.model, loop.init, meta=loop.meta)

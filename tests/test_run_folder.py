@@ -256,3 +256,18 @@ def test_a_second_command_on_a_running_folder_is_refused(finished, tmp_path):
     result = run_command("-m", "raysurr.drive", "--resume", str(run), "--set", "loop.rounds=1",
                          env={"PYTHONPATH": str(REPO)})  # fmt: skip
     assert result.returncode == 0, result.stderr[-2000:]  # the lock died with its holder
+
+
+def test_an_error_inside_the_driver_reaches_the_command_as_one_line(tmp_path):
+    """A plugin model that fails in training: exit 1, one error line naming the log; --debug adds the traceback."""
+    run = tmp_path / "r"
+    args = ["-m", "raysurr.drive", "--config", QUICK, "--run-dir", str(run), *SETS, "--set",
+            "plugins=[tests.failing_model]", "--set", "model={name: fails_in_training}"]  # fmt: skip
+    result = run_command(*args, env={"PYTHONPATH": str(REPO)})
+    assert result.returncode == 1, result.stderr[-2000:]
+    errors = [line for line in result.stderr.splitlines() if "error:" in line.lower() or "Traceback" in line]
+    assert errors == [f"raysurr.drive: error: the run failed inside Ray (RuntimeError: fails_in_training: this model "
+                      f"always fails); the traceback is in {run / 'error.log'}, --debug prints it"]  # fmt: skip
+    assert "Traceback" in (run / "error.log").read_text() or "File " in (run / "error.log").read_text()
+    result = run_command("-m", "raysurr.drive", "--resume", str(run), "--debug", env={"PYTHONPATH": str(REPO)})
+    assert result.returncode == 1 and 'File "' in result.stderr and "fails_in_training" in result.stderr
