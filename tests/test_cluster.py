@@ -32,6 +32,25 @@ def test_launcher_configs_validate_against_rays_schema(name):
     assert all("2.60.0" in command for command in config["setup_commands"] if "pip install" in command)
 
 
+def test_cloud_config_is_least_privilege():
+    """Every node type brings its own security group and instance profile (so the launcher's defaults, SSH from
+    0.0.0.0/0 and a head with full EC2 and S3 access, never apply), and the stack that makes them is sound."""
+    nodes = yaml.safe_load((REPO / "cluster.yaml").read_text())["available_node_types"]
+    for name, node in nodes.items():
+        assert node["node_config"]["SecurityGroupIds"], name
+        profile = node["node_config"]["IamInstanceProfile"]["Arn"]
+        assert profile.endswith("HeadInstanceProfileArn" if name == "head" else "WorkerInstanceProfileArn"), name
+    stack = yaml.safe_load((REPO / "cluster-aws-security.yaml").read_text())
+    resources = stack["Resources"]
+    ingress = resources["NodeSecurityGroup"]["Properties"]["SecurityGroupIngress"]
+    assert ingress == [{"IpProtocol": "tcp", "FromPort": 22, "ToPort": 22, "CidrIp": {"Ref": "AllowedCidr"}}]
+    assert "Policies" not in resources["WorkerRole"]["Properties"]
+    statements = resources["HeadRole"]["Properties"]["Policies"][0]["PolicyDocument"]["Statement"]
+    actions = [a for s in statements for a in ([s["Action"]] if isinstance(s["Action"], str) else s["Action"])]
+    assert not any(a.startswith(("s3:", "iam:Create", "iam:Put", "iam:Attach")) or a.endswith("*") for a in actions)
+    assert set(stack["Outputs"]) == {"SecurityGroupId", "HeadInstanceProfileArn", "WorkerInstanceProfileArn"}
+
+
 def test_cloud_config_has_simulator_and_gpu_worker_types():
     nodes = yaml.safe_load((REPO / "cluster.yaml").read_text())["available_node_types"]
     assert nodes["head"]["resources"] == {"CPU": 0}
