@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
+
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
@@ -10,6 +15,7 @@ from raysurr.config import LabelingConfig, ResourcesConfig, SimulatorConfig
 from raysurr.data.labels import LabelStore
 from raysurr.errors import SimulationError
 from raysurr.labeling import Labeler
+from tests.conftest import REPO
 
 pytestmark = pytest.mark.timeout(240)
 
@@ -121,3 +127,20 @@ def test_timeouts_and_crashes_are_retried_and_recorded_where_they_happened(ray_l
     # With a timeout each call holds one sample: the hang cost one timeout, not a chunk of eight's worth.
     assert records[3]["wall_s"] < 3 * config.timeout_s
     assert counts["labeled"] == 6 and counts["retried"] == 3
+
+
+def test_fault_injection_suite_loses_and_duplicates_nothing():
+    """benchmarks/faults.py --quick: raising, NaN, Inf, hanging, dying and flaky samples on a fresh local Ray."""
+    result = subprocess.run([sys.executable, "benchmarks/faults.py", "--quick"], cwd=REPO, capture_output=True,
+                            text=True, timeout=280, env={**os.environ, "PYTHONPATH": str(REPO)})  # fmt: skip
+    assert result.returncode == 0, result.stderr[-2000:]
+    records = [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
+    per_fault = {r["fault"]: r for r in records if r["bench"] == "faults"}
+    (total,) = [r for r in records if r["bench"] == "faults_total"]
+    assert total["lost"] == 0 and total["duplicated"] == 0
+    assert total["labelled"] + total["failed"] == total["samples"]
+    assert (
+        per_fault["flaky"]["labelled"] == per_fault["flaky"]["retried_and_recovered"] == per_fault["flaky"]["injected"]
+    )
+    assert all(r["wrong_reason"] == 0 for r in per_fault.values())
+    assert all(r["failed"] == r["injected"] for kind, r in per_fault.items() if kind != "flaky")
