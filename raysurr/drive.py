@@ -138,11 +138,6 @@ def check_run(config: Config) -> None:
     read_candidates(config, simulator)
 
 
-def check_names(config: Config) -> None:
-    """`check_run` (the name other commands know it by)."""
-    check_run(config)
-
-
 def check_resources(config: Config) -> None:
     """One line now, not after a round of labelling, if no node of the connected cluster can hold a
     simulator actor, a training worker or a scoring worker."""
