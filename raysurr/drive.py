@@ -150,16 +150,21 @@ def check_resources(config: Config) -> None:
     check_score_fit(config.resources)
 
 
-def resume_changes(stored: Config, config: Config) -> list[tuple[str, object, object]]:
-    """The (key, old, new) that `--set` changes on resume; ConfigError if one may not change."""
+def resume_changes(stored: Config, config: Config, also: tuple[str, ...] = ()) -> list[tuple[str, object, object]]:
+    """The (key, old, new) that `--set` changes on resume; ConfigError if one may not change.
+
+    Args:
+        also: keys (or `section.` prefixes) the caller allows besides `RESUMABLE`.
+    """
+    allowed = (*RESUMABLE, *also)
     old, new = _flat(stored.to_dict()), _flat(config.to_dict())
     changes = [(key, old.get(key), new.get(key)) for key in sorted(old.keys() | new.keys())
                if old.get(key) != new.get(key)]  # fmt: skip
     for key, before, after in changes:
-        if not key.startswith(RESUMABLE):
+        if not key.startswith(allowed):
             raise ConfigError(f"--resume cannot change {key} ({before!r} -> {after!r}): the rounds already run would "
                               f"no longer match the config; start a new run instead. On resume only "
-                              f"{', '.join(k.rstrip('.') + ('.*' if k.endswith('.') else '') for k in RESUMABLE)} "
+                              f"{', '.join(k.rstrip('.') + ('.*' if k.endswith('.') else '') for k in allowed)} "
                               "may change")  # fmt: skip
     return changes
 

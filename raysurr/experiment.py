@@ -43,6 +43,7 @@ from raysurr.cli import (
 )
 from raysurr.config import Config, load_config, set_keys
 from raysurr.data.lock import FolderLock
+from raysurr.drive import check_resources, check_run, resume_changes, start_driver
 from raysurr.driver import ROUND_COLUMNS, RunState
 from raysurr.errors import ConfigError, RaysurrError, StoreError
 from raysurr.report import KEYS, read_summary, write_report
@@ -72,9 +73,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise ConfigError("--resume takes the experiment's own config.yaml; drop --config and --out")
         with claim_folder(args.resume, "experiment"):
             config = load_config(args.resume / "config.yaml", args.overrides)
+            changes = resume_changes(load_config(args.resume / "config.yaml"), config, ("experiment.parallel",))
             check_grid(config)
             connect(args.address)
             check_grid_resources(config)
+            if changes:
+                write_resolved_config(config, args.resume)
             return experiment(args.resume, config)
     config = config_from_args(args)
     if not config.experiment.acquisitions:
@@ -116,15 +120,11 @@ def plan(config: Config) -> dict[tuple[str, str, int], Config]:
 
 def check_grid(config: Config) -> None:
     """Every architecture and acquisition function of the grid exists and builds."""
-    from raysurr.drive import check_run
-
     for run_config in {(c.model.name, c.acquisition.name): c for c in plan(config).values()}.values():
         check_run(run_config)
 
 
 def check_grid_resources(config: Config) -> None:
-    from raysurr.drive import check_resources
-
     for run_config in {(c.model.name, c.acquisition.name): c for c in plan(config).values()}.values():
         check_resources(run_config)
 
@@ -144,8 +144,6 @@ def finished(path: Path) -> bool:
 
 def execute(folder: Path, config: Config, runs: dict[tuple[str, str, int], Config]) -> None:
     """Run every unfinished run, `parallel` at a time; rewrite the summary after each."""
-    from raysurr.drive import start_driver
-
     if config.pool.eval_cache is None:  # one cache for the whole experiment, inside its folder
         runs = {key: _with_cache(c, folder / ".eval-cache") for key, c in runs.items()}
     todo = [key for key in runs if not finished(run_dir(folder, key))]

@@ -157,6 +157,8 @@ CASES = [
                                                   "experiment.reference=random"], None),
     ("experiment-seeds-repeated", experiment, ["--config", QUICK, "--set", "experiment.seeds=[1, 1]"], None),
     ("experiment-resume-missing", experiment, ["--resume", "nowhere"], None),
+    ("experiment-resume-unsafe-change", experiment, ["--resume", "e", "--set", "training.lr=0.5"],
+     write("e/config.yaml", "experiment: {acquisitions: {random: {}}}\n")),
     ("tune-empty-space", tune, ["--config", QUICK], None),
     ("tune-space-bad-key", tune, ["--config", QUICK, "--set", "sweep.space={lr: 1}"], None),
     ("tune-space-empty-range", tune, ["--config", QUICK, "--set", "sweep.space={training.lr: {uniform: [1, 1]}}"],
