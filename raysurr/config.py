@@ -124,10 +124,13 @@ class TrainingConfig(Section):
     reinit: bool = True  # re-initialise every round (the study); False warm-starts
     loss_w: float = 1.0
     loss_w2: float = 2000.0
+    normalize: str = "auto"  # auto: inputs and targets divided by their largest magnitude per channel; none
 
     def __post_init__(self) -> None:
         self._positive("epochs", "lr", "batch_size", "patience", "loss_w")
         self._positive("loss_w2", allow_zero=True)
+        _require(self.normalize in ("auto", "none"), "training.normalize",
+                 f"must be 'auto' or 'none', got {self.normalize!r}")  # fmt: skip
 
 
 @dataclass(frozen=True)

@@ -50,7 +50,9 @@ def read_samples(path: str | Path, columns: list[str] | None = None) -> ray.data
 class SampleMetrics:
     """Per-sample weighted MAE and region MAEs of a surrogate; used as a `map_batches` class.
 
-    The "source" region is the simulator's `region_of_interest` of each input; the rest is "field".
+    The weighted MAE is relative to the scale s of the checkpoint's targets (`training.normalize`):
+    mean((1 + w2 tanh(w |y| / s)) |ŷ - y|) / s; the region MAEs are plain L1 errors in the data's
+    units. The "source" region is the simulator's `region_of_interest` of each input; the rest is "field".
     """
 
     def __init__(
@@ -79,9 +81,10 @@ class SampleMetrics:
         pred = self.model(x)
         region = torch.as_tensor(self.simulator.region_of_interest(np.asarray(batch["input"])), device=self.device)
         regions = roi_mae(pred, y, region)
+        scaled = self.model.transform.forward  # the weighted MAE relative to the targets' scale, as trained
         return {
             "sample_id": batch["sample_id"],
-            "wmae": per_sample_weighted_mae(pred, y, self.w, self.w2).cpu().numpy(),
+            "wmae": per_sample_weighted_mae(scaled(pred), scaled(y), self.w, self.w2).cpu().numpy(),
             **{f"mae_{name}": values.cpu().numpy() for name, values in regions.items()},
         }
 

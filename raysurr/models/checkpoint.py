@@ -1,7 +1,8 @@
 """Self-describing surrogate checkpoints: weights plus everything needed to rebuild the model.
 
-A checkpoint file holds the registry name, the init arguments, the target transform, training
-metadata and a format version, so `load_surrogate(path)` needs no config. Files are read with
+A checkpoint file holds the registry name, the init arguments, the input and target transforms
+(the per-channel scales the network was trained at), training metadata and a format version, so
+`load_surrogate(path)` needs no config and gives a model that takes and returns physical units. Files are read with
 `torch.load(weights_only=True)`: only tensors and plain containers, never arbitrary objects.
 """
 
@@ -35,10 +36,30 @@ class CheckpointError(RaysurrError):
 
 @dataclass(frozen=True)
 class TargetTransform:
-    """Model space = (target - shift) / scale, per output channel; identity by default."""
+    """Model space = (values - shift) / scale, per channel; identity by default (inputs or targets)."""
 
     shift: tuple[float, ...] = ()
     scale: tuple[float, ...] = ()
+
+    @classmethod
+    def max_abs(cls, values: torch.Tensor) -> TargetTransform:
+        """Divide each channel by its largest magnitude in `values` ([n, C, H, W]); no shift, so a zero
+        boundary stays zero. A channel that is zero everywhere keeps scale 1.
+
+        Example:
+            >>> TargetTransform.max_abs(torch.tensor([[[[0.25]], [[-4.0]]], [[[0.125]], [[2.0]]]])).scale
+            (0.25, 4.0)
+        """
+        top = values.detach().abs().amax(dim=(0, *range(2, values.dim()))).double()
+        return cls((), tuple(float(s) if s > 0 else 1.0 for s in top.tolist()))
+
+    def to_dict(self) -> dict[str, list[float]]:
+        return {"shift": list(self.shift), "scale": list(self.scale)}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any] | None) -> TargetTransform:
+        data = data or {}
+        return cls(tuple(data.get("shift", ())), tuple(data.get("scale", ())))
 
     def _view(self, values: tuple[float, ...], like: torch.Tensor, default: float) -> torch.Tensor:
         t = torch.tensor(values or (default,), dtype=like.dtype, device=like.device)
@@ -52,21 +73,25 @@ class TargetTransform:
 
 
 class Surrogate(nn.Module):
-    """A trained model plus its target transform; `forward` returns targets in the data's units."""
+    """A trained model plus its input and target transforms: `forward` takes inputs and returns
+    targets in the data's units; `model` works in the scaled units it was trained in."""
 
-    def __init__(self, model: nn.Module, transform: TargetTransform | None = None) -> None:
+    def __init__(
+        self, model: nn.Module, transform: TargetTransform | None = None, inputs: TargetTransform | None = None
+    ) -> None:
         super().__init__()
         self.model = model
         self.transform = transform or TargetTransform()
+        self.inputs = inputs or TargetTransform()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.transform.inverse(self.model(x))
+        return self.transform.inverse(self.model(self.inputs.forward(x)))
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         """Latent features per sample, [n, F], if the architecture defines them."""
         if not hasattr(self.model, "features"):
             raise CheckpointError(f"model {type(self.model).__name__} has no features(); coreset needs one")
-        return self.model.features(x)
+        return self.model.features(self.inputs.forward(x))
 
 
 @dataclass(frozen=True)
@@ -77,6 +102,7 @@ class SurrogateSpec:
     init: Mapping[str, Any]
     transform: TargetTransform = field(default_factory=TargetTransform)
     meta: Mapping[str, Any] = field(default_factory=dict)
+    inputs: TargetTransform = field(default_factory=TargetTransform)
 
     def build(self) -> nn.Module:
         return MODELS.build(self.name, **self.init)
@@ -94,7 +120,8 @@ def save_surrogate(model: nn.Module, spec: SurrogateSpec, path: str | Path) -> P
         "version": VERSION,
         "name": spec.name,
         "init": dict(spec.init),
-        "transform": {"shift": list(spec.transform.shift), "scale": list(spec.transform.scale)},
+        "transform": spec.transform.to_dict(),
+        "inputs": spec.inputs.to_dict(),
         "meta": dict(spec.meta),
         "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
     }
@@ -130,8 +157,9 @@ def read_checkpoint(source: str | Path | bytes) -> tuple[SurrogateSpec, dict[str
         raise CheckpointError(f"{where} is not a raysurr surrogate checkpoint (no '{FORMAT}' header)")
     if payload.get("version") != VERSION:
         raise CheckpointError(f"{where} has checkpoint version {payload.get('version')}; this raysurr reads {VERSION}")
-    transform = TargetTransform(tuple(payload["transform"]["shift"]), tuple(payload["transform"]["scale"]))
-    return SurrogateSpec(payload["name"], payload["init"], transform, payload["meta"]), payload["state_dict"]
+    transform = TargetTransform.from_dict(payload["transform"])
+    inputs = TargetTransform.from_dict(payload.get("inputs"))  # absent from checkpoints before input scaling
+    return SurrogateSpec(payload["name"], payload["init"], transform, payload["meta"], inputs), payload["state_dict"]
 
 
 def checkpoint_bytes(path: str | Path) -> bytes:
@@ -161,4 +189,4 @@ def load_surrogate(path: str | Path | bytes, device: str | torch.device = "cpu")
     except RuntimeError as exc:
         where = "the checkpoint" if isinstance(path, bytes) else repr(str(path))
         raise CheckpointError(f"{where}: weights do not fit model {spec.name!r} ({str(exc)[:120]})") from None
-    return Surrogate(model, spec.transform).to(device).eval()
+    return Surrogate(model, spec.transform, spec.inputs).to(device).eval()

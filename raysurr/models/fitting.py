@@ -2,7 +2,12 @@
 
 `Fit` trains one model with Adam on the study's weighted MAE, one epoch per `step()`, validates
 after each, keeps the best-validation weights and stops after `patience` epochs without
-improvement. Under DDP (an initialised process group) every rank runs the same number of
+improvement. With `training.normalize: auto` it first divides inputs and targets by their largest
+magnitude per channel over the training set (`inputs`, `targets`: stored in the checkpoint), so
+the network sees values of order 1 whatever the simulator's units, and the weighted MAE it
+minimises and reports is relative to the targets' scale s:
+mean((1 + w2 tanh(w |y| / s)) |ŷ - y|) / s. Targets already scaled to a maximum of 1 (diffusion2d's)
+give s = 1: the study's loss, unchanged. Under DDP (an initialised process group) every rank runs the same number of
 mini-batches and the losses and validation errors are all-reduced; alone it is a plain loop.
 """
 
@@ -18,6 +23,7 @@ import torch.distributed as dist
 from torch import nn
 
 from raysurr.config import TrainingConfig
+from raysurr.models.checkpoint import TargetTransform
 from raysurr.models.losses import weighted_mae
 
 
@@ -42,8 +48,11 @@ class Fit:
         world: int = 1,
     ) -> None:
         self.model, self.settings, self.order = model, settings, order
-        self.train_x, self.train_y = train
-        self.val_x, self.val_y = val
+        self.inputs, self.targets = TargetTransform(), TargetTransform()
+        if settings.normalize == "auto":
+            self.inputs, self.targets = self._max_abs(train[0]), self._max_abs(train[1])
+        self.train_x, self.train_y = self.inputs.forward(train[0]), self.targets.forward(train[1])
+        self.val_x, self.val_y = self.inputs.forward(val[0]), self.targets.forward(val[1])
         self.device = next(model.parameters()).device
         self.optimizer = torch.optim.Adam(model.parameters(), lr=settings.lr)
         self.batch = max(1, settings.batch_size // world)
@@ -143,6 +152,16 @@ class Fit:
             self.optimizer.step()
             total += float(loss.detach())
         return self._all_reduce(total / self.steps) / self._all_reduce(1.0)
+
+    def _max_abs(self, values: torch.Tensor) -> TargetTransform:
+        """Per-channel scale over every rank's shard (ranks must agree on one)."""
+        local = (
+            values.detach().abs().amax(dim=(0, *range(2, values.dim())))
+            if len(values)
+            else values.new_zeros(values.shape[1])
+        )
+        scale = [self._all_reduce(s, dist.ReduceOp.MAX) for s in local.double().tolist()]
+        return TargetTransform((), tuple(s if s > 0 else 1.0 for s in scale))
 
     def _all_reduce(self, value: float, op: dist.ReduceOp = dist.ReduceOp.SUM) -> float:
         if not (dist.is_available() and dist.is_initialized()):
