@@ -15,6 +15,7 @@ import csv
 import hashlib
 import io
 import json
+import math
 import sys
 import time
 from collections.abc import Callable
@@ -39,7 +40,9 @@ from raysurr.seeding import child_seed, generator
 from raysurr.simulators import build_simulator
 
 ROUND_COLUMNS = ["round", "n_labeled", "n_failed", "val_wmae", "test_wmae", "test_mae_all", "test_mae_source",
-                 "test_mae_field", "label_s", "train_s", "score_s", "eval_s", "round_s"]  # fmt: skip
+                 "test_mae_field", "test_wmae_skill_zero", "test_wmae_skill_mean", "test_mae_skill_zero",
+                 "test_mae_skill_mean", "label_s", "train_s", "score_s", "eval_s", "round_s"]  # fmt: skip
+SKILLS = ("wmae_skill_zero", "wmae_skill_mean", "mae_skill_zero", "mae_skill_mean")
 STATE_VERSION = 1
 PHASES = ("prepare", "label", "train", "eval", "score", "done")
 
@@ -265,7 +268,7 @@ class ALDriver:
         val, test = metrics["val"], metrics["test"]
         state.row.update(val_wmae=val["wmae"], test_wmae=test["wmae"], test_mae_all=test["mae_all"],
                          test_mae_source=test["mae_source"], test_mae_field=test["mae_field"],
-                         eval_s=time.perf_counter() - start)  # fmt: skip
+                         **{f"test_{k}": test[k] for k in SKILLS}, eval_s=time.perf_counter() - start)  # fmt: skip
         self._set("val_wmae", val["wmae"])
         self._set("test_wmae", test["wmae"])
         state.stopped = self._stop_reason(state.round, state.row)
@@ -497,10 +500,15 @@ def write_rounds(path: Path, rows: list[dict[str, Any]]) -> None:
 
 
 def summary_line(row: dict[str, Any]) -> str:
+    """The round's progress line; it says so when the model is no better than a trivial one."""
+    worse = [name for name, key in (("zero", "test_wmae_skill_zero"), ("the mean field", "test_wmae_skill_mean"))
+             if row.get(key, 0.0) <= 0]  # fmt: skip
+    flag = f" | WORSE than predicting {' and '.join(worse)}" if worse else ""
     return (f"round {row['round']}: {row['n_labeled']} labelled ({row['n_failed']} failed) | val wMAE "
             f"{row['val_wmae']:.4g} | test wMAE {row['test_wmae']:.4g} (source {row['test_mae_source']:.3g}, field "
-            f"{row['test_mae_field']:.3g}) | label {row['label_s']:.0f}s train {row['train_s']:.0f}s eval "
-            f"{row['eval_s']:.0f}s score {row['score_s']:.0f}s")  # fmt: skip
+            f"{row['test_mae_field']:.3g}; skill vs zero {row.get('test_wmae_skill_zero', math.nan):.2f}, vs mean "
+            f"{row.get('test_wmae_skill_mean', math.nan):.2f}){flag} | label {row['label_s']:.0f}s train "
+            f"{row['train_s']:.0f}s eval {row['eval_s']:.0f}s score {row['score_s']:.0f}s")  # fmt: skip
 
 
 def log(message: str) -> None:

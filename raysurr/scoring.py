@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 import uuid
+import warnings
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,6 +33,10 @@ from raysurr.runtime import check_fits
 from raysurr.seeding import child_seed
 
 METRICS = ("wmae", "mae_all", "mae_source", "mae_field")
+# The same errors of two trivial models, predicting zero and the training set's mean target, which
+# give each evaluation its skill: 1 - error / baseline error (> 0: better than the trivial model).
+BASELINES = ("zero", "mean")
+BASELINE_METRICS = tuple(f"{m}_{b}" for b in BASELINES for m in ("wmae", "mae_all"))
 
 
 def read_samples(path: str | Path, columns: list[str] | None = None) -> ray.data.Dataset:
@@ -81,12 +86,18 @@ class SampleMetrics:
         pred = self.model(x)
         region = torch.as_tensor(self.simulator.region_of_interest(np.asarray(batch["input"])), device=self.device)
         regions = roi_mae(pred, y, region)
+        out = {"sample_id": batch["sample_id"], "wmae": self._wmae(pred, y),
+               **{f"mae_{name}": values.cpu().numpy() for name, values in regions.items()}}  # fmt: skip
+        mean = self.model.baseline
+        for name, guess in {"zero": torch.zeros_like(y), "mean": None if mean is None else mean.expand_as(y)}.items():
+            missing = np.full(len(y), np.nan)
+            out[f"wmae_{name}"] = missing if guess is None else self._wmae(guess, y)
+            out[f"mae_all_{name}"] = missing if guess is None else roi_mae(guess, y, region)["all"].cpu().numpy()
+        return out
+
+    def _wmae(self, pred: torch.Tensor, y: torch.Tensor) -> np.ndarray:
         scaled = self.model.transform.forward  # the weighted MAE relative to the targets' scale, as trained
-        return {
-            "sample_id": batch["sample_id"],
-            "wmae": per_sample_weighted_mae(scaled(pred), scaled(y), self.w, self.w2).cpu().numpy(),
-            **{f"mae_{name}": values.cpu().numpy() for name, values in regions.items()},
-        }
+        return per_sample_weighted_mae(scaled(pred), scaled(y), self.w, self.w2).cpu().numpy()
 
 
 def evaluate(checkpoint: str | Path, dataset: ray.data.Dataset, config: Config) -> dict[str, float]:
@@ -135,8 +146,20 @@ def evaluate_splits(
 
 
 def _means(frame) -> dict[str, float]:
-    out = {name: float(np.nanmean(frame[name])) if len(frame) else math.nan for name in METRICS}
+    """Mean metrics, the trivial models' errors and the skill against each:
+    `wmae_skill_zero`, `wmae_skill_mean`, `mae_skill_zero`, `mae_skill_mean`."""
+    with warnings.catch_warnings():  # a region no sample has, or a checkpoint without a mean target: NaN
+        warnings.simplefilter("ignore", RuntimeWarning)
+        out = {name: float(np.nanmean(frame[name])) if len(frame) else math.nan
+               for name in (*METRICS, *BASELINE_METRICS)}  # fmt: skip
+    for base in BASELINES:
+        out[f"wmae_skill_{base}"] = _skill(out["wmae"], out[f"wmae_{base}"])
+        out[f"mae_skill_{base}"] = _skill(out["mae_all"], out[f"mae_all_{base}"])
     return {**out, "n": len(frame)}
+
+
+def _skill(error: float, baseline: float) -> float:
+    return 1.0 - error / baseline if baseline > 0 else math.nan
 
 
 def check_score_fit(resources: ResourcesConfig) -> None:

@@ -254,6 +254,7 @@ def _checkpoint_files(run: Fit, spec: SurrogateSpec) -> dict[str, bytes]:
     history = run.history
     meta = {**spec.meta, "epochs_run": len(history), "best_val_wmae": min(r["val_wmae"] for r in history)}
     with tempfile.TemporaryDirectory() as folder:
-        save_surrogate(run.best_network(), SurrogateSpec(spec.name, spec.init, run.targets, meta, run.inputs), folder)
+        spec = SurrogateSpec(spec.name, spec.init, run.targets, meta, run.inputs, run.mean_target)
+        save_surrogate(run.best_network(), spec, folder)
         Path(folder, HISTORY).write_text(json.dumps(history))
         return {path.name: path.read_bytes() for path in Path(folder).iterdir()}

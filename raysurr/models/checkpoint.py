@@ -77,12 +77,18 @@ class Surrogate(nn.Module):
     targets in the data's units; `model` works in the scaled units it was trained in."""
 
     def __init__(
-        self, model: nn.Module, transform: TargetTransform | None = None, inputs: TargetTransform | None = None
+        self,
+        model: nn.Module,
+        transform: TargetTransform | None = None,
+        inputs: TargetTransform | None = None,
+        baseline: torch.Tensor | None = None,
     ) -> None:
         super().__init__()
         self.model = model
         self.transform = transform or TargetTransform()
         self.inputs = inputs or TargetTransform()
+        # The training set's mean target [C, H, W]: the trivial model its skill is measured against.
+        self.register_buffer("baseline", baseline, persistent=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.transform.inverse(self.model(self.inputs.forward(x)))
@@ -103,6 +109,7 @@ class SurrogateSpec:
     transform: TargetTransform = field(default_factory=TargetTransform)
     meta: Mapping[str, Any] = field(default_factory=dict)
     inputs: TargetTransform = field(default_factory=TargetTransform)
+    baseline: torch.Tensor | None = None  # the training set's mean target, [C, H, W]
 
     def build(self) -> nn.Module:
         return MODELS.build(self.name, **self.init)
@@ -122,6 +129,7 @@ def save_surrogate(model: nn.Module, spec: SurrogateSpec, path: str | Path) -> P
         "init": dict(spec.init),
         "transform": spec.transform.to_dict(),
         "inputs": spec.inputs.to_dict(),
+        "baseline": None if spec.baseline is None else spec.baseline.detach().cpu(),
         "meta": dict(spec.meta),
         "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
     }
@@ -159,7 +167,8 @@ def read_checkpoint(source: str | Path | bytes) -> tuple[SurrogateSpec, dict[str
         raise CheckpointError(f"{where} has checkpoint version {payload.get('version')}; this raysurr reads {VERSION}")
     transform = TargetTransform.from_dict(payload["transform"])
     inputs = TargetTransform.from_dict(payload.get("inputs"))  # absent from checkpoints before input scaling
-    return SurrogateSpec(payload["name"], payload["init"], transform, payload["meta"], inputs), payload["state_dict"]
+    spec = SurrogateSpec(payload["name"], payload["init"], transform, payload["meta"], inputs, payload.get("baseline"))
+    return spec, payload["state_dict"]
 
 
 def checkpoint_bytes(path: str | Path) -> bytes:
@@ -189,4 +198,4 @@ def load_surrogate(path: str | Path | bytes, device: str | torch.device = "cpu")
     except RuntimeError as exc:
         where = "the checkpoint" if isinstance(path, bytes) else repr(str(path))
         raise CheckpointError(f"{where}: weights do not fit model {spec.name!r} ({str(exc)[:120]})") from None
-    return Surrogate(model, spec.transform, spec.inputs).to(device).eval()
+    return Surrogate(model, spec.transform, spec.inputs, spec.baseline).to(device).eval()

@@ -51,6 +51,7 @@ class Fit:
         self.inputs, self.targets = TargetTransform(), TargetTransform()
         if settings.normalize == "auto":
             self.inputs, self.targets = self._max_abs(train[0]), self._max_abs(train[1])
+        self.mean_target = self._mean(train[1])  # the trivial model whose error skill is measured against
         self.train_x, self.train_y = self.inputs.forward(train[0]), self.targets.forward(train[1])
         self.val_x, self.val_y = self.inputs.forward(val[0]), self.targets.forward(val[1])
         self.device = next(model.parameters()).device
@@ -152,6 +153,15 @@ class Fit:
             self.optimizer.step()
             total += float(loss.detach())
         return self._all_reduce(total / self.steps) / self._all_reduce(1.0)
+
+    def _mean(self, values: torch.Tensor) -> torch.Tensor:
+        """The mean over samples of every rank's shard: [C, H, W]."""
+        total = values.detach().sum(dim=0, dtype=torch.float64)
+        count = torch.tensor(float(len(values)), dtype=torch.float64, device=total.device)
+        if dist.is_available() and dist.is_initialized():
+            dist.all_reduce(total)
+            dist.all_reduce(count)
+        return (total / count.clamp(min=1)).float()
 
     def _max_abs(self, values: torch.Tensor) -> TargetTransform:
         """Per-channel scale over every rank's shard (ranks must agree on one)."""

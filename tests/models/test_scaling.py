@@ -97,3 +97,32 @@ def test_normalize_is_checked():
 
     with pytest.raises(ConfigError, match="training.normalize must be 'auto' or 'none'"):
         dataclasses.replace(TrainingConfig(), normalize="standard")
+
+
+def test_skill_against_the_zero_and_the_mean_field_is_one_minus_the_error_ratio(tmp_path):
+    """The metrics a checkpoint is evaluated with, on hand-made targets, against the formulas in numpy."""
+    from raysurr.config import SimulatorConfig
+    from raysurr.scoring import SampleMetrics, _means
+
+    fit, _ = train("auto", epochs=1)
+    spec = SurrogateSpec("unet", {"in_channels": 2, "base_channels": 4, "depth": 2, "dropout": 0.0,
+                                  "padding": "zeros"}, fit.targets, {}, fit.inputs, fit.mean_target)  # fmt: skip
+    save_surrogate(fit.best_network(), spec, tmp_path)
+    x, y = plume(16, 5)
+    metrics = SampleMetrics(str(tmp_path), 1.0, 2000.0, SimulatorConfig("diffusion2d"))
+    out = metrics({"sample_id": np.arange(16), "input": x.numpy(), "target": y.numpy()})
+    means = _means({k: np.asarray(v) for k, v in out.items()})
+    with torch.no_grad():
+        pred = load_surrogate(tmp_path)(x).numpy()
+    s, yn, mean = fit.targets.scale[0], y.numpy(), fit.mean_target.numpy()
+
+    def wmae(p):
+        return float(np.mean((1 + 2000 * np.tanh(np.abs(yn) / s)) * np.abs(p - yn)) / s)
+
+    assert np.allclose(mean, plume(128, 0)[1].numpy().mean(0), atol=1e-9)
+    assert means["wmae"] == pytest.approx(wmae(pred), rel=1e-4)
+    assert means["wmae_skill_zero"] == pytest.approx(1 - wmae(pred) / wmae(np.zeros_like(yn)), rel=1e-4)
+    assert means["wmae_skill_mean"] == pytest.approx(1 - wmae(pred) / wmae(np.broadcast_to(mean, yn.shape)), rel=1e-4)
+    mae = np.abs(pred - yn).mean()
+    assert means["mae_skill_zero"] == pytest.approx(1 - mae / np.abs(yn).mean(), rel=1e-4)
+    assert means["mae_skill_mean"] == pytest.approx(1 - mae / np.abs(mean - yn).mean(), rel=1e-4)
