@@ -123,6 +123,7 @@ def write_report(rows: Sequence[dict[str, Any]], folder: Path, reference: str, b
             members = [run for (m, a, _), run in runs.items() if m == model and a == acquisition]
             cells = [_fmt(_stats(_finite(error_at(run, b) for run in members)), ".4g") for b in budgets]
             lines.append(f"| {model} | {acquisition} | " + " | ".join(cells) + " |")
+    lines += skill_section(runs, models)
     lines += ["", "Figures: " + ", ".join(f"`learning_curve-{m}.png`" for m in models), ""]
     for model in models:
         by_function = defaultdict(list)
@@ -133,6 +134,30 @@ def write_report(rows: Sequence[dict[str, Any]], folder: Path, reference: str, b
     path = folder / "report.md"
     path.write_text("\n".join(lines))
     return path
+
+
+SKILLS = {"test_wmae_skill_zero": "wMAE vs zero", "test_wmae_skill_mean": "wMAE vs mean field",
+          "test_mae_skill_zero": "MAE vs zero", "test_mae_skill_mean": "MAE vs mean field"}  # fmt: skip
+
+
+def skill_section(runs: dict[tuple[str, str, int], list[dict[str, Any]]], models: Sequence[str]) -> list[str]:
+    """The final models' skill (1 - error / trivial model's error) against predicting zero and the training
+    set's mean field, over seeds; a line naming every pair whose mean skill is not above 0."""
+    lines = ["", "## Skill of the final models against trivial models", "",
+             "1 - error / the trivial model's error on the same test set: above 0, better than predicting zero "
+             "(or the training set's mean field).", "",
+             "| model | acquisition | " + " | ".join(SKILLS.values()) + " |",
+             "|---|---|" + "---|" * len(SKILLS)]  # fmt: skip
+    worse = []
+    for model in models:
+        for acquisition in sorted({key[1] for key in runs if key[0] == model}):
+            finals = [run[-1] for (m, a, _), run in runs.items() if m == model and a == acquisition]
+            stats = {key: _stats(_finite(row.get(key, math.nan) for row in finals)) for key in SKILLS}
+            lines.append(f"| {model} | {acquisition} | " + " | ".join(_fmt(s, ".2f") for s in stats.values()) + " |")
+            worse += [f"{model}/{acquisition} ({SKILLS[k]})" for k, (mean, _) in stats.items() if mean <= 0]
+    if worse:
+        lines += ["", f"**Not better than a trivial model:** {', '.join(worse)}."]
+    return lines
 
 
 def _finite(values: Iterable[float]) -> list[float]:

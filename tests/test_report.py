@@ -11,7 +11,8 @@ from raysurr.report import error_at, labels_needed, savings, write_report
 
 def rows_for(model: str, acquisition: str, seed: int, errors: list[float]) -> list[dict]:
     return [{"model": model, "acquisition": acquisition, "seed": seed, "n_labeled": 100 * (i + 1), "test_wmae": e,
-             "test_mae_source": e / 10, "test_mae_field": e / 100} for i, e in enumerate(errors)]  # fmt: skip
+             "test_mae_source": e / 10, "test_mae_field": e / 100, "test_wmae_skill_zero": 1 - e / 8,
+             "test_wmae_skill_mean": 1 - e / 6} for i, e in enumerate(errors)]  # fmt: skip
 
 
 ROWS = (
@@ -48,3 +49,6 @@ def test_report_and_figures_are_written(tmp_path):
     assert "| unet | entropy | 1/2 | 300 ± 0 | 1.33 ± 0.00 |" in text
     assert "| unet | random | 8 ± 0 | 5.5 ± 0.7071 |" in text  # fixed budgets: mean ± std over seeds
     assert (tmp_path / "learning_curve-unet.png").stat().st_size > 0
+    # final errors: random 5, 6; tod 4, 3; entropy 7, 6 -> skill vs zero 1 - e/8, vs the mean field 1 - e/6
+    assert "| unet | tod | 0.56 ± 0.09 | 0.42 ± 0.12 | — | — |" in text
+    assert "**Not better than a trivial model:** unet/entropy (wMAE vs mean field)." in text
