@@ -95,8 +95,10 @@ def test_evaluating_splits_in_one_pass_equals_one_pass_each(setup):
     splits = read_splits({"val": root / "val", "test": root / "test"}, resources)
     for checkpoint in checkpoints:
         again = evaluate_splits(checkpoint, splits, config)
-        assert again == evaluate_splits(checkpoint, {"val": root / "val", "test": root / "test"}, config)
-    assert again != together
+        from_folders = evaluate_splits(checkpoint, {"val": root / "val", "test": root / "test"}, config)
+        for name in ("val", "test"):  # checkpoints made without training have no mean target: NaN skill
+            assert again[name] == pytest.approx(from_folders[name], nan_ok=True)
+    assert again["val"]["wmae"] != together["val"]["wmae"]
     with pytest.raises(ValueError, match="share sample ids"):
         evaluate_splits(checkpoints[0], {"a": root / "val", "b": root / "val"}, config)
 

@@ -48,13 +48,13 @@ class Fit:
         world: int = 1,
     ) -> None:
         self.model, self.settings, self.order = model, settings, order
+        self.device = next(model.parameters()).device
         self.inputs, self.targets = TargetTransform(), TargetTransform()
         if settings.normalize == "auto":
             self.inputs, self.targets = self._max_abs(train[0]), self._max_abs(train[1])
         self.mean_target = self._mean(train[1])  # the trivial model whose error skill is measured against
         self.train_x, self.train_y = self.inputs.forward(train[0]), self.targets.forward(train[1])
         self.val_x, self.val_y = self.inputs.forward(val[0]), self.targets.forward(val[1])
-        self.device = next(model.parameters()).device
         self.optimizer = torch.optim.Adam(model.parameters(), lr=settings.lr)
         self.batch = max(1, settings.batch_size // world)
         largest = self._all_reduce(float(len(self.train_x)), dist.ReduceOp.MAX)
