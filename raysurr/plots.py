@@ -12,24 +12,25 @@ import numpy as np
 
 
 def plot_predictions(inputs: np.ndarray, targets: np.ndarray, preds: np.ndarray, path: str | Path) -> Path:
-    """One row per sample: input (channel 0), truth, prediction, |error|, each with a colour bar.
+    """One row per sample: every input channel, then per output channel the truth, the prediction and
+    |error|, each on its own colour scale with its own colour bar (a shared scale would clip a
+    prediction that is far off and hide it).
 
     Args:
-        inputs: [n, C_in, H, W]; targets, preds: [n, C_out, H, W] (channel 0 is shown).
+        inputs: [n, C_in, H, W]; targets, preds: [n, C_out, H, W].
     """
-    n = len(inputs)
-    fig, axes = plt.subplots(n, 4, figsize=(13, 3.0 * n), squeeze=False)
+    n, c_in, c_out = len(inputs), inputs.shape[1], targets.shape[1]
+    columns = c_in + 3 * c_out
+    fig, axes = plt.subplots(n, columns, figsize=(3.2 * columns, 3.0 * n), squeeze=False)
     error = np.abs(preds - targets)
     for i in range(n):
-        truth_range = (float(targets[i, 0].min()), float(targets[i, 0].max()))  # prediction shares the truth's scale
-        panels = [
-            ("input", inputs[i, 0], "viridis", (None, None)),
-            ("truth", targets[i, 0], "magma", truth_range),
-            ("prediction", preds[i, 0], "magma", truth_range),
-            ("|error|", error[i, 0], "Reds", (0, None)),
-        ]
-        for ax, (title, image, cmap, (low, high)) in zip(axes[i], panels, strict=True):
-            shown = ax.imshow(image, cmap=cmap, origin="lower", vmin=low, vmax=high)
+        panels = [(f"input {c}" if c_in > 1 else "input", inputs[i, c], "viridis") for c in range(c_in)]
+        for c in range(c_out):
+            suffix = f" {c}" if c_out > 1 else ""
+            panels += [(f"truth{suffix}", targets[i, c], "magma"), (f"prediction{suffix}", preds[i, c], "magma"),
+                       (f"|error|{suffix}", error[i, c], "Reds")]  # fmt: skip
+        for ax, (title, image, cmap) in zip(axes[i], panels, strict=True):
+            shown = ax.imshow(image, cmap=cmap, origin="lower")
             fig.colorbar(shown, ax=ax, fraction=0.046, pad=0.04)
             ax.set_title(title, fontsize=10)
             ax.set_xticks([])

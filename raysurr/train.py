@@ -113,8 +113,10 @@ def train_and_evaluate(config: Config, info: DatasetInfo, channels: tuple[int, i
 
 def plot_examples(checkpoint: Path, info: DatasetInfo, path: Path, count: int = 4) -> None:
     """predictions.png from the first few test samples."""
-    parts = PartStore(info.split_dir("test")).parts()
-    arrays = read_arrays(PartStore(info.split_dir("test")).read(["input", "target"]).slice(0, count)) if parts else {}
+    store = PartStore(info.split_dir("test"))
+    if not store.parts():
+        return  # an empty test split: nothing to show
+    arrays = read_arrays(store.read(["input", "target"]).slice(0, count))
     model = load_surrogate(checkpoint)
     with torch.no_grad():
         preds = model(torch.tensor(arrays["input"])).numpy()
