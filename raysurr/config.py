@@ -125,12 +125,15 @@ class TrainingConfig(Section):
     loss_w: float = 1.0
     loss_w2: float = 2000.0
     normalize: str = "auto"  # auto: inputs and targets divided by their largest magnitude per channel; none
+    schedule: str = "constant"  # the learning rate within a round: constant, or cosine (lr -> lr/100 over epochs)
 
     def __post_init__(self) -> None:
         self._positive("epochs", "lr", "batch_size", "patience", "loss_w")
         self._positive("loss_w2", allow_zero=True)
         _require(self.normalize in ("auto", "none"), "training.normalize",
                  f"must be 'auto' or 'none', got {self.normalize!r}")  # fmt: skip
+        _require(self.schedule in ("constant", "cosine"), "training.schedule",
+                 f"must be 'constant' or 'cosine', got {self.schedule!r}")  # fmt: skip
 
 
 @dataclass(frozen=True)

@@ -56,6 +56,8 @@ class Fit:
         self.train_x, self.train_y = self.inputs.forward(train[0]), self.targets.forward(train[1])
         self.val_x, self.val_y = self.inputs.forward(val[0]), self.targets.forward(val[1])
         self.optimizer = torch.optim.Adam(model.parameters(), lr=settings.lr)
+        self.scheduler = (torch.optim.lr_scheduler.CosineAnnealingLR(self.optimizer, settings.epochs, settings.lr / 100)
+                          if settings.schedule == "cosine" else None)  # fmt: skip
         self.batch = max(1, settings.batch_size // world)
         largest = self._all_reduce(float(len(self.train_x)), dist.ReduceOp.MAX)
         self.steps = math.ceil(largest / self.batch) if largest else 0
@@ -78,14 +80,17 @@ class Fit:
         """Train one epoch and validate; returns this epoch's record (also appended to `history`)."""
         start = time.perf_counter()
         self.model.train()
+        lr = self.optimizer.param_groups[0]["lr"]
         train_loss = self.train_epoch()
+        if self.scheduler is not None:
+            self.scheduler.step()
         train_seconds = time.perf_counter() - start
         val_wmae = self.validate()
         if val_wmae < self.best:
             self.best, self.best_state, self.stale = val_wmae, copy.deepcopy(self.network.state_dict()), 0
         else:
             self.stale += 1
-        record = {"epoch": len(self.history), "train_loss": train_loss, "val_wmae": val_wmae,
+        record = {"epoch": len(self.history), "train_loss": train_loss, "val_wmae": val_wmae, "lr": lr,
                   "train_seconds": train_seconds, "seconds": time.perf_counter() - start}  # fmt: skip
         self.history.append(record)
         return record
@@ -117,6 +122,7 @@ class Fit:
         """
         cuda = self.device.type == "cuda"
         return {"model": self.network.state_dict(), "optimizer": self.optimizer.state_dict(),
+                "scheduler": None if self.scheduler is None else self.scheduler.state_dict(),
                 "order": self.order.get_state(), "history": self.history, "best": self.best,
                 "best_state": self.best_state, "stale": self.stale, "rng": torch.get_rng_state(),
                 "cuda_rng": torch.cuda.get_rng_state(self.device) if cuda else None}  # fmt: skip
@@ -124,6 +130,8 @@ class Fit:
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.network.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
+        if self.scheduler is not None and state.get("scheduler") is not None:
+            self.scheduler.load_state_dict(state["scheduler"])
         self.order.set_state(state["order"])
         torch.set_rng_state(state["rng"])
         if state["cuda_rng"] is not None and self.device.type == "cuda":

@@ -60,3 +60,20 @@ def test_a_saved_state_continues_exactly_where_it_stopped():
     assert [r["val_wmae"] for r in resumed.history] == pytest.approx([r["val_wmae"] for r in straight.history])
     for a, b in zip(resumed.network.state_dict().values(), straight.network.state_dict().values(), strict=True):
         torch.testing.assert_close(a, b)
+
+
+def test_cosine_schedule_anneals_within_the_round_and_resumes_where_it_was():
+    settings = TrainingConfig(epochs=6, lr=1e-2, batch_size=8, schedule="cosine")
+    run = make_fit(settings)
+    for _ in range(3):
+        run.step()
+    state = run.state_dict()
+    resumed = make_fit(settings)
+    resumed.load_state_dict(state)
+    while not run.done:
+        run.step()
+        resumed.step()
+    lrs = [r["lr"] for r in run.history]
+    assert lrs[0] == pytest.approx(1e-2) and all(a > b for a, b in zip(lrs, lrs[1:], strict=False))
+    assert lrs[-1] < 0.1 * lrs[0]
+    assert [r["lr"] for r in resumed.history] == lrs  # the schedule is part of a trial's checkpoint
