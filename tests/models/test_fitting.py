@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import itertools
 
 import pytest
 import torch
@@ -74,6 +75,6 @@ def test_cosine_schedule_anneals_within_the_round_and_resumes_where_it_was():
         run.step()
         resumed.step()
     lrs = [r["lr"] for r in run.history]
-    assert lrs[0] == pytest.approx(1e-2) and all(a > b for a, b in zip(lrs, lrs[1:], strict=False))
+    assert lrs[0] == pytest.approx(1e-2) and all(a > b for a, b in itertools.pairwise(lrs))
     assert lrs[-1] < 0.1 * lrs[0]
     assert [r["lr"] for r in resumed.history] == lrs  # the schedule is part of a trial's checkpoint
