@@ -37,7 +37,7 @@ from raysurr.data.store import parameters_table, staged_directory, write_table, 
 from raysurr.errors import ConfigError, DatasetError, ParameterError, StoreError
 from raysurr.labeling import Labeler
 from raysurr.seeding import child_seed, generator
-from raysurr.simulators import build_simulator
+from raysurr.simulators import SIMULATORS, build_simulator
 
 ROUND_COLUMNS = ["round", "n_labeled", "n_failed", "val_wmae", "test_wmae", "test_mae_all", "test_mae_source",
                  "test_mae_field", "test_wmae_skill_zero", "test_wmae_skill_mean", "test_mae_skill_zero",
@@ -378,8 +378,7 @@ class ALDriver:
 
     @property
     def eval_seed(self) -> int:
-        seed = self.config.pool.eval_seed
-        return self.config.seed if seed is None else seed
+        return evaluation_seed(self.config)
 
     @property
     def eval_dir(self) -> Path:
@@ -388,11 +387,9 @@ class ALDriver:
     @staticmethod
     def eval_dir_of(config: Config, run_root: Path) -> Path:
         """The cached validation/test sets for a run's simulator, seed and sizes (shared between runs)."""
-        simulator = build_simulator(config.simulator)
-        options = {**config.simulator.options, **type(simulator).evaluation_options}
-        seed = config.seed if config.pool.eval_seed is None else config.pool.eval_seed
-        identity = {"simulator": config.simulator.name, "options": options, "seed": seed, "val": config.pool.val,
-                    "test": config.pool.test}  # fmt: skip
+        options = {**config.simulator.options, **SIMULATORS.get(config.simulator.name).evaluation_options}
+        identity = {"simulator": config.simulator.name, "options": options, "seed": evaluation_seed(config),
+                    "val": config.pool.val, "test": config.pool.test}  # fmt: skip
         key = json.dumps(identity, sort_keys=True, default=str)
         cache = Path(config.pool.eval_cache) if config.pool.eval_cache else run_root.parent / ".eval-cache"
         return cache / hashlib.sha256(key.encode()).hexdigest()[:16]
@@ -450,6 +447,11 @@ GAUGES = {
     "val_wmae": "validation weighted MAE of the latest model",
     "test_wmae": "test weighted MAE of the latest model",
 }
+
+
+def evaluation_seed(config: Config) -> int:
+    """The seed of the validation/test sets: `pool.eval_seed`, else the run's."""
+    return config.seed if config.pool.eval_seed is None else config.pool.eval_seed
 
 
 def _holds_work(path: Path) -> bool:

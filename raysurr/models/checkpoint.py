@@ -14,7 +14,7 @@ import pickle
 import uuid
 import warnings
 import zipfile
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -42,16 +42,22 @@ class TargetTransform:
     scale: tuple[float, ...] = ()
 
     @classmethod
-    def max_abs(cls, values: torch.Tensor) -> TargetTransform:
+    def max_abs(cls, values: torch.Tensor, reduce: Callable[[float], float] = float) -> TargetTransform:
         """Divide each channel by its largest magnitude in `values` ([n, C, H, W]); no shift, so a zero
-        boundary stays zero. A channel that is zero everywhere keeps scale 1.
+        boundary stays zero. A channel that is zero everywhere keeps scale 1. `reduce` combines each
+        channel's maximum with other shards' (an all-reduce under DDP); an empty shard contributes 0.
 
         Example:
             >>> TargetTransform.max_abs(torch.tensor([[[[0.25]], [[-4.0]]], [[[0.125]], [[2.0]]]])).scale
             (0.25, 4.0)
         """
-        top = values.detach().abs().amax(dim=(0, *range(2, values.dim()))).double()
-        return cls((), tuple(float(s) if s > 0 else 1.0 for s in top.tolist()))
+        top = (
+            values.detach().abs().amax(dim=(0, *range(2, values.dim())))
+            if len(values)
+            else values.new_zeros(values.shape[1])
+        )
+        scale = [reduce(s) for s in top.double().tolist()]
+        return cls((), tuple(s if s > 0 else 1.0 for s in scale))
 
     def to_dict(self) -> dict[str, list[float]]:
         return {"shift": list(self.shift), "scale": list(self.scale)}

@@ -173,13 +173,7 @@ class Fit:
 
     def _max_abs(self, values: torch.Tensor) -> TargetTransform:
         """Per-channel scale over every rank's shard (ranks must agree on one)."""
-        local = (
-            values.detach().abs().amax(dim=(0, *range(2, values.dim())))
-            if len(values)
-            else values.new_zeros(values.shape[1])
-        )
-        scale = [self._all_reduce(s, dist.ReduceOp.MAX) for s in local.double().tolist()]
-        return TargetTransform((), tuple(s if s > 0 else 1.0 for s in scale))
+        return TargetTransform.max_abs(values, lambda s: self._all_reduce(s, dist.ReduceOp.MAX))
 
     def _all_reduce(self, value: float, op: dist.ReduceOp = dist.ReduceOp.SUM) -> float:
         if not (dist.is_available() and dist.is_initialized()):
