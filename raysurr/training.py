@@ -100,8 +100,9 @@ def fit(
     else:
         _fit_task(datasets, loop, scaling, out_dir)
     history = json.loads((out_dir / HISTORY).read_text())
-    best = min(history, key=lambda r: r["val_wmae"])
-    return TrainResult(out_dir, history, int(best["epoch"]), float(best["val_wmae"]), time.perf_counter() - start)
+    meta = read_checkpoint(out_dir)[0].meta
+    return TrainResult(out_dir, history, int(meta["best_epoch"]), float(meta["best_val_wmae"]),
+                       time.perf_counter() - start)  # fmt: skip
 
 
 def _fit_ray_train(
@@ -169,7 +170,7 @@ def _train_task(datasets: dict[str, ray.data.Dataset], loop: _LoopConfig) -> dic
     data = {name: _to_tensors(datasets[name].iter_batches(batch_size=256, batch_format="numpy"), device)
             for name in ("train", "val")}  # fmt: skip
     net, spec = _network(loop)
-    return _checkpoint_files(_train(net.to(device), data, loop, rank=0, world=1), spec)
+    return _checkpoint_files(_train(net.to(device), data, loop, spec, rank=0, world=1), spec)
 
 
 def scaling_config(resources: ResourcesConfig) -> ray.train.ScalingConfig:
@@ -193,34 +194,38 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
     data = {name: _to_tensors(ray.train.get_dataset_shard(name).iter_batches(batch_size=256, batch_format="numpy"),
                               device) for name in ("train", "val")}  # fmt: skip
     net, spec = _network(loop)
-    run = _train(ray.train.torch.prepare_model(net), data, loop, rank, world)
+    run = _train(ray.train.torch.prepare_model(net), data, loop, spec, rank, world)
     if rank == 0:
         ray.get(config["inbox"].put.remote(_checkpoint_files(run, spec)))
     ray.train.report({"epochs": len(run.history)}, checkpoint=None)
 
 
 def _network(loop: _LoopConfig) -> tuple[torch.nn.Module, SurrogateSpec]:
-    """The network to train: the same initial weights on every rank (or the warm-start weights)."""
+    """The network to train: the same initial weights on every rank, or the warm-start checkpoint's
+    weights (then the spec carries that checkpoint's scaling, which fine-tuning keeps)."""
     load_plugins(loop.plugins)
     torch.set_num_threads(loop.threads)
     torch.manual_seed(child_seed(loop.seed, "init"))
     spec = SurrogateSpec(loop.model, loop.init, meta=loop.meta)
     net = spec.build()
     if loop.warm_start:
-        net.load_state_dict(read_checkpoint(loop.warm_start)[1])
+        previous, weights = read_checkpoint(loop.warm_start)
+        net.load_state_dict(weights)
+        spec = SurrogateSpec(loop.model, loop.init, previous.transform, loop.meta, previous.inputs)
     return net, spec
 
 
 def _train(model: torch.nn.Module, data: dict[str, tuple[torch.Tensor, torch.Tensor]], loop: _LoopConfig,
-           rank: int, world: int) -> Fit:  # fmt: skip
-    """Run `Fit` to the end; rank 0 logs every epoch."""
+           spec: SurrogateSpec, rank: int, world: int) -> Fit:  # fmt: skip
+    """Run `Fit` to the end (fine-tuning at the spec's scaling when warm-started); rank 0 logs every epoch."""
     settings = TrainingConfig(**loop.training)
     if rank == 0 and not log.handlers:  # worker processes have no logging set up; Ray forwards stderr
         log.addHandler(logging.StreamHandler())
         log.setLevel(logging.INFO)
         log.propagate = False
     order = torch.Generator().manual_seed(child_seed(loop.seed, "order", rank))
-    run = Fit(model, data["train"], data["val"], settings, order, world)
+    warm = (spec.inputs, spec.transform) if loop.warm_start else None
+    run = Fit(model, data["train"], data["val"], settings, order, world, warm_start=warm)
     while not run.done:
         record = run.step()
         if rank == 0:
@@ -252,7 +257,7 @@ def _to_tensors(batches, device: torch.device) -> tuple[torch.Tensor, torch.Tens
 def _checkpoint_files(run: Fit, spec: SurrogateSpec) -> dict[str, bytes]:
     """The best weights and the history: the files of one checkpoint folder."""
     history = run.history
-    meta = {**spec.meta, "epochs_run": len(history), "best_val_wmae": min(r["val_wmae"] for r in history)}
+    meta = {**spec.meta, "epochs_run": len(history), "best_epoch": run.best_epoch, "best_val_wmae": run.best}
     with tempfile.TemporaryDirectory() as folder:
         spec = SurrogateSpec(spec.name, spec.init, run.targets, meta, run.inputs, run.mean_target)
         save_surrogate(run.best_network(), spec, folder)

@@ -63,6 +63,22 @@ def test_rounds_csv_and_outputs(reference):
     assert json.loads((reference / "state.json").read_text())["stopped"] == "2 rounds done"
 
 
+def test_a_fourier_neural_operator_runs_the_loop_with_core_set_and_warm_starts(ray_local, tmp_path):
+    """fno through drive: trained, evaluated, its features score the pool (Core-Set), fine-tuned each round."""
+    run = tmp_path / "fno"
+    fno = ["model.name=fno", "model.modes=4", "model.depth=2", "acquisition.name=coreset", "training.reinit=false"]
+    assert main(["--config", QUICKSTART, "--run-dir", str(run), *SETS, *[a for s in fno for a in ("--set", s)]]) == 0
+    with (run / "rounds.csv").open() as handle:
+        rows = list(csv.DictReader(handle))
+    assert [int(r["n_labeled"]) for r in rows] == [16, 24] and all(float(r["test_wmae"]) > 0 for r in rows)
+    from raysurr.models.checkpoint import read_checkpoint
+
+    first, second = (read_checkpoint(run / "checkpoints" / f"round_{r:03d}")[0] for r in (0, 1))
+    assert second.name == "fno" and raysurr.load_surrogate(run / "checkpoints" / "round_001").features(
+        __import__("torch").zeros(2, 1, 32, 32)).shape == (2, 2)  # fmt: skip
+    assert (second.inputs, second.transform) == (first.inputs, first.transform)  # fine-tuned at round 0's scale
+
+
 def _kill_when(proc: subprocess.Popen, run: Path, phase: str, round_idx: int, delay: float) -> bool:
     """SIGKILL the run's whole process tree once it is in `phase` of `round_idx` (in `label`: once some
     labels are stored, so that the store is half written); False if the run finished first."""

@@ -137,3 +137,22 @@ def test_read_samples_hands_the_data_to_ray_so_workers_need_no_shared_disk(ray_l
     assert sorted(ids) == list(range(0, 100, 2))
     with pytest.raises(DatasetError, match="holds no Parquet files"):
         read_samples(tmp_path)
+
+
+def test_fno_scores_through_ray_data_as_in_process(setup, tmp_path):
+    """A Fourier neural operator through the scoring pipeline: TOD equal to in-process, Core-Set vectors."""
+    root, ids, params, _ = setup
+    spec = SurrogateSpec("fno", {"in_channels": 1, "out_channels": 1, "base_channels": 4, "depth": 2, "modes": 4,
+                                 "dropout": 0.2})  # fmt: skip
+    checkpoints = []
+    for seed in (0, 1):
+        torch.manual_seed(seed)
+        checkpoints.append(str(save_surrogate(spec.build(), spec, tmp_path / f"fno{seed}")))
+    kwargs = {"acquisition": AcquisitionConfig(name="tod"), "checkpoints": checkpoints, "simulator": SIMULATOR}
+    scored = score_pool(root / "pool", kwargs, ResourcesConfig(score_actors=2))
+    np.testing.assert_allclose(scored["score"], in_process(kwargs, ids, params)["score"], rtol=1e-5, atol=1e-9)
+    base = {"checkpoints": checkpoints[:1], "simulator": SIMULATOR}
+    coreset = score_pool(root / "pool", {**base, "acquisition": AcquisitionConfig(name="coreset")}, ResourcesConfig())
+    assert coreset["vector"].shape == (200, 4)
+    entropy = score_pool(root / "pool", {**base, "acquisition": AcquisitionConfig(name="entropy")}, ResourcesConfig())
+    assert (entropy["score"] > 0).all()  # its dropout makes the MC passes differ

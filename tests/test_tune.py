@@ -153,3 +153,13 @@ def test_shipped_sweep_spaces_pass_the_probe(name):
     config = load_config(REPO / "configs" / name)
     check_space(config)  # every model family at each end of every range builds and maps input to output shape
     assert config.sweep.objective == "two_sizes" and len(config.sweep.space) == 6
+
+
+def test_a_sweep_trains_fourier_neural_operators(ray_local, tmp_path):
+    space = {"model.name": {"choice": ["fno"]}, "model.modes": {"choice": [2, 4]}, "training.lr": {"grid": [3e-3]}}
+    config = write_config(tmp_path, space=space, objective="val", trials=2)
+    assert main(["--config", str(config), "--out", str(tmp_path / "out")]) == 0
+    rows = read_trials(tmp_path / "out")
+    assert len(rows) == 2 and {r["model.name"] for r in rows} == {"fno"}
+    assert all(float(r["val_wmae"]) > 0 for r in rows)
+    assert yaml.safe_load((tmp_path / "out" / "best.yaml").read_text())["model"]["name"] == "fno"

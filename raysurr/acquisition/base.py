@@ -108,12 +108,3 @@ def k_center(vectors: np.ndarray, centres: np.ndarray | None, k: int, rng: np.ra
         step += norms[pick]
         np.minimum(distance, step, out=distance)
     return np.array(picks, dtype=np.int64)
-
-
-def mc_dropout(model: nn.Module) -> nn.Module:
-    """Put `model` in eval mode except its dropout layers (for MC-dropout passes)."""
-    model.eval()
-    for module in model.modules():
-        if isinstance(module, nn.modules.dropout._DropoutNd):
-            module.train()
-    return model

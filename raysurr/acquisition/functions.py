@@ -14,11 +14,11 @@ from raysurr.acquisition.base import (
     Candidates,
     check_k,
     k_center,
-    mc_dropout,
     register_acquisition,
     top_k,
 )
 from raysurr.errors import ConfigError
+from raysurr.models.layers import mc_dropout
 from raysurr.models.losses import source_weight
 
 

@@ -10,6 +10,7 @@ from torch import nn
 from raysurr.config import ModelConfig
 from raysurr.errors import ConfigError
 from raysurr.models.autoencoder import Autoencoder
+from raysurr.models.fno import FNO
 from raysurr.models.registry import MODELS, register_model
 from raysurr.models.unet import UNet
 
@@ -40,4 +41,4 @@ def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
-__all__ = ["MODELS", "Autoencoder", "UNet", "build_model", "check_model", "count_parameters", "register_model"]
+__all__ = ["FNO", "MODELS", "Autoencoder", "UNet", "build_model", "check_model", "count_parameters", "register_model"]

@@ -26,7 +26,7 @@ from raysurr.errors import RaysurrError
 from raysurr.models.registry import MODELS
 
 FORMAT = "raysurr-surrogate"
-VERSION = 1
+VERSION = 2  # 2: the autoencoder decodes in the study's order, the U-Net halves channels with zero padding
 FILENAME = "surrogate.pt"
 
 

@@ -24,6 +24,7 @@ from torch import nn
 
 from raysurr.config import TrainingConfig
 from raysurr.models.checkpoint import TargetTransform
+from raysurr.models.layers import has_dropout, mc_dropout
 from raysurr.models.losses import weighted_mae
 
 
@@ -36,6 +37,10 @@ class Fit:
         settings: the `training` section (epochs, lr, batch_size, patience, loss weights).
         order: the generator that shuffles the mini-batches (seed it per rank and run).
         world: how many ranks share the global batch.
+        warm_start: the (inputs, targets) scaling the model's current weights were trained at, when
+            they are a previous round's: fine-tuning keeps that scaling (new scales would change
+            what the weights mean), and the starting weights are the first candidate for the best,
+            so a round that cannot improve on them keeps them.
     """
 
     def __init__(
@@ -46,17 +51,21 @@ class Fit:
         settings: TrainingConfig,
         order: torch.Generator,
         world: int = 1,
+        warm_start: tuple[TargetTransform, TargetTransform] | None = None,
     ) -> None:
         self.model, self.settings, self.order = model, settings, order
         self.device = next(model.parameters()).device
         self.inputs, self.targets = TargetTransform(), TargetTransform()
-        if settings.normalize == "auto":
+        if warm_start is not None:
+            self.inputs, self.targets = warm_start
+        elif settings.normalize == "auto":
             self.inputs, self.targets = self._max_abs(train[0]), self._max_abs(train[1])
         self.mean_target = self._mean(train[1])  # the trivial model whose error skill is measured against
         self.train_x, self.train_y = self.inputs.forward(train[0]), self.targets.forward(train[1])
         self.val_x, self.val_y = self.inputs.forward(val[0]), self.targets.forward(val[1])
         self.optimizer = torch.optim.Adam(model.parameters(), lr=settings.lr)
-        self.scheduler = (torch.optim.lr_scheduler.CosineAnnealingLR(self.optimizer, settings.epochs, settings.lr / 100)
+        self.planned = settings.epochs  # cut after the first epoch to what `budget_s` allows
+        self.scheduler = (torch.optim.lr_scheduler.LambdaLR(self.optimizer, self._cosine)
                           if settings.schedule == "cosine" else None)  # fmt: skip
         self.batch = max(1, settings.batch_size // world)
         largest = self._all_reduce(float(len(self.train_x)), dist.ReduceOp.MAX)
@@ -64,12 +73,19 @@ class Fit:
         self.autocast = self.device.type == "cuda"  # bf16 on GPUs; CPUs stay in float32
         self.history: list[dict[str, float]] = []
         self.best, self.best_state, self.stale = math.inf, None, 0
+        self.best_epoch = -1  # -1: the starting weights (a warm start no epoch improved on)
+        if warm_start is not None:
+            self.best, self.best_state = self.validate(), copy.deepcopy(self.network.state_dict())
 
     @property
     def done(self) -> bool:
-        """All epochs run, or `patience` epochs without a better validation error."""
+        """All planned epochs run, or `patience` epochs without a better validation error."""
         patience = self.settings.patience
-        return len(self.history) >= self.settings.epochs or (patience is not None and self.stale >= patience)
+        return len(self.history) >= self.planned or (patience is not None and self.stale >= patience)
+
+    def _cosine(self, epoch: int) -> float:
+        """The learning rate's factor: cosine from 1 to 1/100 over the planned epochs."""
+        return 0.01 + 0.99 * 0.5 * (1 + math.cos(math.pi * min(epoch, self.planned) / self.planned))
 
     @property
     def network(self) -> nn.Module:
@@ -86,14 +102,26 @@ class Fit:
             self.scheduler.step()
         train_seconds = time.perf_counter() - start
         val_wmae = self.validate()
+        dropout = {"val_wmae_dropout": self.validate(dropout=True)} if has_dropout(self.network) else {}
         if val_wmae < self.best:
             self.best, self.best_state, self.stale = val_wmae, copy.deepcopy(self.network.state_dict()), 0
+            self.best_epoch = len(self.history)
         else:
             self.stale += 1
-        record = {"epoch": len(self.history), "train_loss": train_loss, "val_wmae": val_wmae, "lr": lr,
+        record = {"epoch": len(self.history), "train_loss": train_loss, "val_wmae": val_wmae, **dropout, "lr": lr,
                   "train_seconds": train_seconds, "seconds": time.perf_counter() - start}  # fmt: skip
         self.history.append(record)
+        if len(self.history) == 1 and self.settings.budget_s is not None:  # every rank plans on the slowest
+            self.plan(self._all_reduce(record["seconds"], dist.ReduceOp.MAX))
         return record
+
+    def plan(self, epoch_seconds: float) -> None:
+        """Run as many epochs as `budget_s` holds at `epoch_seconds` each (at most `epochs`, at least 1)."""
+        budget = self.settings.budget_s or math.inf
+        self.planned = max(1, min(self.settings.epochs, int(budget // max(epoch_seconds, 1e-9))))
+        if self.scheduler is not None:  # the next epoch's rate on the new plan
+            for group, base in zip(self.optimizer.param_groups, self.scheduler.base_lrs, strict=True):
+                group["lr"] = base * self._cosine(self.scheduler.last_epoch)
 
     def best_network(self) -> nn.Module:
         """The bare network with its best-validation weights loaded."""
@@ -102,16 +130,28 @@ class Fit:
         return self.network
 
     @torch.no_grad()
-    def validate(self) -> float:
-        """Validation weighted MAE over every rank's shard (a sample-weighted mean)."""
-        self.model.eval()
+    def validate(self, dropout: bool = False) -> float:
+        """Validation weighted MAE over every rank's shard (a sample-weighted mean).
+
+        In eval mode, as the model is deployed; with `dropout`, on the first 256 samples of each shard
+        with the dropout layers on, as the model is trained (`val_wmae_dropout` in the history: a
+        value far below `val_wmae` means the deployed network is worse than the one being trained).
+        The dropout masks come from a forked, fixed seed: training's random stream is left as it was.
+        """
+        x_all, y_all = (self.val_x[:256], self.val_y[:256]) if dropout else (self.val_x, self.val_y)
         error_sum = 0.0
-        for start in range(0, len(self.val_x), 256):
-            x, y = self.val_x[start : start + 256], self.val_y[start : start + 256]
-            with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.autocast):
-                pred = self.network(x).float()
-            error_sum += float(weighted_mae(pred, y, self.settings.loss_w, self.settings.loss_w2)) * len(pred)
-        count = self._all_reduce(float(len(self.val_x)))
+        with torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else []):
+            torch.manual_seed(0)
+            if dropout:
+                mc_dropout(self.network)
+            else:
+                self.model.eval()
+            for start in range(0, len(x_all), 256):
+                x, y = x_all[start : start + 256], y_all[start : start + 256]
+                with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.autocast):
+                    pred = self.network(x).float()
+                error_sum += float(weighted_mae(pred, y, self.settings.loss_w, self.settings.loss_w2)) * len(pred)
+        count = self._all_reduce(float(len(x_all)))
         return self._all_reduce(error_sum) / count if count else math.nan
 
     def state_dict(self) -> dict[str, Any]:
@@ -124,7 +164,8 @@ class Fit:
         return {"model": self.network.state_dict(), "optimizer": self.optimizer.state_dict(),
                 "scheduler": None if self.scheduler is None else self.scheduler.state_dict(),
                 "order": self.order.get_state(), "history": self.history, "best": self.best,
-                "best_state": self.best_state, "stale": self.stale, "rng": torch.get_rng_state(),
+                "best_state": self.best_state, "stale": self.stale, "best_epoch": self.best_epoch,
+                "planned": self.planned, "rng": torch.get_rng_state(),
                 "cuda_rng": torch.cuda.get_rng_state(self.device) if cuda else None}  # fmt: skip
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -142,6 +183,7 @@ class Fit:
             state["best_state"],
             int(state["stale"]),
         )
+        self.planned, self.best_epoch = int(state["planned"]), int(state["best_epoch"])
 
     def train_epoch(self) -> float:
         """`steps` mini-batches (the same count on every rank, cycling a shuffled shard); the mean loss."""

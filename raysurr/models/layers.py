@@ -38,3 +38,17 @@ class PaddedConv2d(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.conv(absorbing_pad(x, self.width) if self.absorbing else x)
+
+
+def mc_dropout(model: nn.Module) -> nn.Module:
+    """Put `model` in eval mode except its dropout layers (MC-dropout passes; batch norm stays frozen)."""
+    model.eval()
+    for module in model.modules():
+        if isinstance(module, nn.modules.dropout._DropoutNd):
+            module.train()
+    return model
+
+
+def has_dropout(model: nn.Module) -> bool:
+    """Whether any dropout layer of `model` drops anything."""
+    return any(isinstance(m, nn.modules.dropout._DropoutNd) and m.p > 0 for m in model.modules())

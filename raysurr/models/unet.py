@@ -21,11 +21,15 @@ class DoubleConv(nn.Sequential):
 
 
 class Up(nn.Module):
-    """Up-sample to the skip's size, halve the channels with a 3x3 conv, concatenate, double conv."""
+    """Up-sample to the skip's size, halve the channels with a 3x3 conv, concatenate, double conv.
+
+    The halving conv pads with zeros, as the study's (a 3x3 transposed conv with padding 1): it only
+    mixes the up-sampled map, and the double conv after it applies the boundary condition.
+    """
 
     def __init__(self, in_channels: int, out_channels: int, padding: str) -> None:
         super().__init__()
-        self.reduce = PaddedConv2d(in_channels, out_channels, 3, padding)
+        self.reduce = nn.Conv2d(in_channels, out_channels, 3, padding=1)
         self.block = DoubleConv(2 * out_channels, out_channels, padding)
 
     def forward(self, x: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:

@@ -78,3 +78,59 @@ def test_cosine_schedule_anneals_within_the_round_and_resumes_where_it_was():
     assert lrs[0] == pytest.approx(1e-2) and all(a > b for a, b in itertools.pairwise(lrs))
     assert lrs[-1] < 0.1 * lrs[0]
     assert [r["lr"] for r in resumed.history] == lrs  # the schedule is part of a trial's checkpoint
+
+
+def test_early_stopping_restores_the_best_epoch_not_the_last():
+    run = make_fit(TrainingConfig(epochs=30, lr=1e-2, batch_size=8, patience=2))
+    for _ in range(4):
+        run.step()
+    for group in run.optimizer.param_groups:  # from here on every step makes the model worse
+        group["lr"] = 5.0
+    while not run.done:
+        run.step()
+    errors = [r["val_wmae"] for r in run.history]
+    assert len(errors) < 30 and min(errors) < errors[-1]
+    run.best_network()
+    assert run.validate() == pytest.approx(min(errors), rel=1e-5)
+
+
+def test_a_time_budget_sets_the_epochs_and_the_cosine_follows_it():
+    run = make_fit(TrainingConfig(epochs=1000, lr=1e-2, batch_size=8, schedule="cosine", budget_s=1e-9))
+    run.step()
+    assert run.planned == 1 and run.done
+    timed = make_fit(TrainingConfig(epochs=1000, lr=1e-2, batch_size=8, schedule="cosine", budget_s=60))
+    timed.step()
+    timed.plan(14.0)  # as on a machine where an epoch takes 14 s: 4 epochs, the rate annealed over them
+    while not timed.done:
+        timed.step()
+    lrs = [r["lr"] for r in timed.history]
+    assert len(lrs) == 4 and lrs[-1] == pytest.approx(1e-2 * timed._cosine(3))
+
+
+def test_a_warm_start_fine_tunes_at_the_old_scale_and_keeps_the_old_weights_if_nothing_beats_them():
+    from raysurr.models.checkpoint import TargetTransform
+
+    scales = (TargetTransform((), (2.0,)), TargetTransform((), (0.25,)))
+    run = make_fit(TrainingConfig(epochs=3, lr=1e-9, batch_size=8))
+    start = {k: v.clone() for k, v in run.network.state_dict().items()}
+    torch.manual_seed(0)
+    warm = Fit(UNet(in_channels=1, out_channels=1, base_channels=2, depth=2), data(24, 1), data(8, 2),
+               TrainingConfig(epochs=3, lr=10.0, batch_size=8), torch.Generator().manual_seed(3),
+               warm_start=scales)  # fmt: skip
+    assert (warm.inputs, warm.targets) == scales  # not recomputed from this round's data
+    initial = warm.best
+    while not warm.done:
+        warm.step()
+    assert min(r["val_wmae"] for r in warm.history) > initial  # lr 10 only made it worse ...
+    for name, value in warm.best_network().state_dict().items():  # ... so the starting weights are kept
+        torch.testing.assert_close(value, start[name])
+
+
+def test_the_history_records_the_dropout_gap():
+    run = make_fit(TrainingConfig(epochs=1, lr=1e-2, batch_size=8))
+    record = run.step()
+    assert record["val_wmae_dropout"] > 0 and record["val_wmae_dropout"] != record["val_wmae"]
+    torch.manual_seed(0)
+    plain = Fit(UNet(base_channels=2, depth=2, dropout=0.0), data(24, 1), data(8, 2), TrainingConfig(epochs=1),
+                torch.Generator().manual_seed(3))  # fmt: skip
+    assert "val_wmae_dropout" not in plain.step()

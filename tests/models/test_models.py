@@ -7,22 +7,27 @@ import torch
 
 from raysurr.config import ModelConfig
 from raysurr.errors import ConfigError, RegistryError
-from raysurr.models import MODELS, Autoencoder, UNet, build_model, count_parameters
-from raysurr.models.layers import absorbing_pad
+from raysurr.models import FNO, MODELS, Autoencoder, UNet, build_model, count_parameters
+from raysurr.models.layers import absorbing_pad, has_dropout, mc_dropout
 
-SMALL = {"base_channels": 4}
+SMALL = {"unet": {"base_channels": 4}, "autoencoder": {"base_channels": 4},
+         "fno": {"base_channels": 4, "depth": 2, "modes": 4}}  # fmt: skip
+
+
+def test_every_registered_model_has_a_small_variant_here():
+    assert set(SMALL) == set(MODELS.names())
 
 
 @pytest.mark.parametrize("name", MODELS.names())
 @pytest.mark.parametrize("grid", [100, 64, 37, 33])
 def test_forward_keeps_the_grid(name, grid):
-    model = build_model(ModelConfig(name=name, options=SMALL), in_channels=1, out_channels=1)
+    model = build_model(ModelConfig(name=name, options=SMALL[name]), in_channels=1, out_channels=1)
     assert model(torch.randn(2, 1, grid, grid)).shape == (2, 1, grid, grid)
 
 
 @pytest.mark.parametrize("name", MODELS.names())
 def test_channels_come_from_the_simulator(name):
-    model = build_model(ModelConfig(name=name, options=SMALL), in_channels=2, out_channels=3)
+    model = build_model(ModelConfig(name=name, options=SMALL[name]), in_channels=2, out_channels=3)
     assert model(torch.randn(1, 2, 48, 48)).shape == (1, 3, 48, 48)
 
 
@@ -40,9 +45,9 @@ def test_study_widths_have_the_studys_size(cls, expected):
     assert abs(count_parameters(cls()) - expected) / expected < 0.01
 
 
-@pytest.mark.parametrize("name", MODELS.names())
+@pytest.mark.parametrize("name", ["unet", "autoencoder"])
 def test_too_small_input_is_a_clear_error(name):
-    model = build_model(ModelConfig(name=name, options=SMALL), 1, 1)
+    model = build_model(ModelConfig(name=name, options=SMALL[name]), 1, 1)
     with pytest.raises(ValueError, match=r"needs inputs of at least .* lower model.depth"):
         model(torch.zeros(1, 1, 8, 8))
 
@@ -73,7 +78,43 @@ def test_absorbing_padding_keeps_an_odd_field_odd():
 
 
 def test_unknown_model_and_option():
-    with pytest.raises(RegistryError, match="unknown model 'resnet'; registered: autoencoder, unet"):
+    with pytest.raises(RegistryError, match="unknown model 'resnet'; registered: autoencoder, fno, unet"):
         build_model(ModelConfig(name="resnet"), 1, 1)
     with pytest.raises(ConfigError, match="unknown option 'width'; allowed: in_channels, out_channels, base_channels"):
         build_model(ModelConfig(name="unet", options={"width": 3}), 1, 1)
+
+
+def test_autoencoder_decodes_at_the_low_resolutions_like_the_study():
+    """The study's order: two transposed convs at the code's 3x3, then each one level up (6 .. 50)."""
+    sizes = []
+    model = Autoencoder(base_channels=2)
+    for level in model.decoder:
+        level.register_forward_hook(lambda module, args, out: sizes.append(out.shape[-1]))
+    assert model(torch.zeros(1, 1, 100, 100)).shape == (1, 1, 100, 100)
+    assert sizes == [3, 3, 6, 12, 25, 50]
+
+
+def test_fno_keeps_only_the_low_modes():
+    """A field made of one high frequency passes through the spectral layer as zero; a low one does not."""
+    layer = FNO(base_channels=1, depth=1, modes=4).spectral[0]
+    rows = torch.arange(32.0).view(32, 1).expand(32, 32)
+    high, low = torch.cos(torch.pi * rows)[None, None], torch.cos(2 * torch.pi * rows / 32)[None, None]
+    assert layer(high).abs().max() < 1e-5
+    assert layer(low).abs().max() > 1e-3
+
+
+def test_fno_is_sized_by_width_depth_and_modes():
+    base = count_parameters(FNO(base_channels=8, depth=2, modes=4))
+    assert count_parameters(FNO(base_channels=8, depth=2, modes=6)) > base
+    assert count_parameters(FNO(base_channels=8, depth=3, modes=4)) > base
+    assert FNO(base_channels=8, depth=2, modes=4).features(torch.zeros(3, 1, 20, 20)).shape == (3, 8)
+
+
+@pytest.mark.parametrize("name", MODELS.names())
+def test_mc_dropout_randomises_only_when_the_model_has_dropout(name):
+    options = {**SMALL[name], "dropout": 0.3}
+    model = mc_dropout(build_model(ModelConfig(name=name, options=options), 1, 1))
+    x = torch.randn(2, 1, 32, 32)
+    assert has_dropout(model) and not torch.equal(model(x), model(x))
+    plain = build_model(ModelConfig(name=name, options={**options, "dropout": 0.0}), 1, 1)
+    assert not has_dropout(plain)
