@@ -1,0 +1,99 @@
+"""Accuracy per CPU-minute: test weighted MAE and skill of `unet`, `autoencoder` and `fno` at N = 100.
+
+Each family trains on random diffusion2d samples (the exact solver) at fixed label counts, with the
+quickstart's recipe (Adam, cosine schedule within the budget, best-validation weights kept, no
+dropout) and a fixed wall-clock budget (`training.budget_s`: the epochs are set from the first
+epoch's time), in this process on every core, the loop `fit` runs in a Ray task. Errors are on a
+held-out test set, next to the two trivial models: predicting zero and predicting the training
+set's mean field (`skill = 1 - error / baseline error`).
+
+Prints one JSON object per line:
+    {"bench": "learning", "model": "fno", "labels": 2000, "budget_s": 480, "epochs": 52, "test_wmae": ...,
+     "skill_zero": ..., "skill_mean": ..., "test_mae_source": ..., "train_s": ..., "cpu_minutes": ...}
+
+Usage:
+    python benchmarks/learning.py            # 500 and 2,000 labels, 2 and 8 min each (~35 min on 2 cores)
+    python benchmarks/learning.py --quick    # 100 labels at N = 32, 20 s each
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+
+import numpy as np
+import torch
+
+from raysurr.config import ModelConfig, TrainingConfig
+from raysurr.models import build_model, count_parameters
+from raysurr.models.fitting import Fit
+from raysurr.models.losses import weighted_mae
+from raysurr.simulators import Diffusion2D
+
+FAMILIES = {
+    "unet": {"base_channels": 16, "depth": 4, "dropout": 0.0},
+    "autoencoder": {"base_channels": 16, "depth": 6, "dropout": 0.0},
+    "fno": {"base_channels": 32, "depth": 4, "modes": 12, "dropout": 0.0},
+}
+
+
+def dataset(sim: Diffusion2D, n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    params = sim.sample(n, np.random.default_rng(seed))
+    return torch.tensor(sim.render(params)), torch.tensor(sim.simulate(params).outputs)
+
+
+def source_mae(pred: torch.Tensor, target: torch.Tensor) -> float:
+    """MAE over the source cells (where the field is above half its maximum), the study's region."""
+    mask = target > 0.5 * target.amax(dim=(-2, -1), keepdim=True)
+    return float((pred - target).abs()[mask].mean())
+
+
+def run(name: str, options: dict, train, val, test, budget_s: float, threads: int) -> dict:
+    torch.manual_seed(0)
+    model = build_model(ModelConfig(name, options), train[0].shape[1], train[1].shape[1])
+    settings = TrainingConfig(epochs=10_000, lr=1e-3, batch_size=32, schedule="cosine", budget_s=budget_s)
+    fit = Fit(model, train, val, settings, torch.Generator().manual_seed(0))
+    start = time.perf_counter()
+    while not fit.done:
+        fit.step()
+    train_s = time.perf_counter() - start
+    net = fit.best_network().eval()
+    with torch.no_grad():
+        pred = torch.cat([fit.targets.inverse(net(fit.inputs.forward(x))) for x in test[0].split(64)])
+    y = test[1]
+    errors = {"model": float(weighted_mae(pred, y)), "zero": float(weighted_mae(torch.zeros_like(y), y)),
+              "mean": float(weighted_mae(fit.mean_target.expand_as(y), y))}  # fmt: skip
+    return {"model": name, "params": count_parameters(model), "labels": len(train[0]), "budget_s": budget_s,
+            "epochs": len(fit.history), "best_epoch": fit.best_epoch, "test_wmae": errors["model"],
+            "skill_zero": 1 - errors["model"] / errors["zero"], "skill_mean": 1 - errors["model"] / errors["mean"],
+            "test_mae_source": source_mae(pred, y), "train_s": train_s,
+            "cpu_minutes": train_s * threads / 60}  # fmt: skip
+
+
+def emit(**record: object) -> None:
+    print(json.dumps({k: round(v, 5) if isinstance(v, float) else v for k, v in record.items()}), flush=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="100 labels at N = 32, 20 s per model")
+    parser.add_argument("--models", default=",".join(FAMILIES), help="comma-separated subset of the families")
+    args = parser.parse_args()
+    threads = os.cpu_count() or 2
+    torch.set_num_threads(threads)
+    grid, cases = (32, [(100, 20.0)]) if args.quick else (100, [(500, 120.0), (2000, 480.0)])
+    sim = Diffusion2D(grid=grid)
+    val, test = dataset(sim, 200, 1), dataset(sim, 500, 2)
+    largest = dataset(sim, max(n for n, _ in cases), 0)
+    emit(bench="machine", cpus=threads, torch=torch.__version__, grid=grid, val=len(val[0]), test=len(test[0]))
+    for labels, budget in cases:
+        train = largest[0][:labels], largest[1][:labels]
+        for name in args.models.split(","):
+            options = FAMILIES[name] if not args.quick else {**FAMILIES[name], "depth": 3}
+            emit(bench="learning", grid=grid, **run(name, options, train, val, test, budget, threads))
+
+
+if __name__ == "__main__":
+    main()
