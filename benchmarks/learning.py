@@ -2,8 +2,8 @@
 
 Each family trains on random diffusion2d samples (the exact solver) at fixed label counts, with the
 quickstart's recipe (Adam, cosine schedule within the budget, best-validation weights kept, no
-dropout) and a fixed wall-clock budget (`training.budget_s`: the epochs are set from the first
-epoch's time), in this process on every core, the loop `fit` runs in a Ray task. Errors are on a
+dropout) and a fixed wall-clock budget (`training.budget_s`: the epochs that fit, re-planned after
+each), in this process on every core, the loop `fit` runs in a Ray task. Errors are on a
 held-out test set, next to the two trivial models: predicting zero and predicting the training
 set's mean field (`skill = 1 - error / baseline error`).
 
@@ -11,9 +11,16 @@ Prints one JSON object per line:
     {"bench": "learning", "model": "fno", "labels": 2000, "budget_s": 480, "epochs": 52, "test_wmae": ...,
      "skill_zero": ..., "skill_mean": ..., "test_mae_source": ..., "train_s": ..., "cpu_minutes": ...}
 
+`--dropout` instead measures what MC dropout costs and buys in the U-Net (the quickstart's width,
+500 labels, 8 epochs): per dropout rate, the deployed (eval-mode) test error, the gap to the same
+weights with dropout on, and how well the MC-dropout score (`entropy`, 8 passes) ranks the test
+samples by their true error (Spearman's rho; 0: the score says nothing about where the model errs).
+    {"bench": "dropout", "dropout": 0.1, "test_wmae": ..., "test_wmae_dropout_on": ..., "spearman_score_error": ...}
+
 Usage:
     python benchmarks/learning.py            # 500 and 2,000 labels, 2 and 8 min each (~35 min on 2 cores)
     python benchmarks/learning.py --quick    # 100 labels at N = 32, 20 s each
+    python benchmarks/learning.py --dropout  # dropout 0, 0.1, 0.2, 0.4 (~8 min)
 """
 
 from __future__ import annotations
@@ -26,9 +33,11 @@ import time
 import numpy as np
 import torch
 
+from raysurr.acquisition.functions import Entropy
 from raysurr.config import ModelConfig, TrainingConfig
 from raysurr.models import build_model, count_parameters
 from raysurr.models.fitting import Fit
+from raysurr.models.layers import mc_dropout
 from raysurr.models.losses import weighted_mae
 from raysurr.simulators import Diffusion2D
 
@@ -72,6 +81,37 @@ def run(name: str, options: dict, train, val, test, budget_s: float, threads: in
             "cpu_minutes": train_s * threads / 60}  # fmt: skip
 
 
+def per_sample_wmae(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    return torch.stack([weighted_mae(p[None], t[None]) for p, t in zip(pred, target, strict=True)])
+
+
+def ranks(values: torch.Tensor) -> torch.Tensor:
+    return values.argsort().argsort().double()
+
+
+def dropout_study(train, val, test, rates: list[float], epochs: int) -> None:
+    """Per dropout rate: deployed error, the train-mode gap, and whether MC dropout points at the errors."""
+    for rate in rates:
+        torch.manual_seed(0)
+        model = build_model(ModelConfig("unet", {"base_channels": 8, "depth": 4, "dropout": rate}), 1, 1)
+        settings = TrainingConfig(epochs=epochs, lr=1e-3, batch_size=32, schedule="cosine")
+        fit = Fit(model, train, val, settings, torch.Generator().manual_seed(0))
+        while not fit.done:
+            fit.step()
+        net = fit.best_network()
+        x, y = fit.inputs.forward(test[0]), fit.targets.forward(test[1])
+        with torch.no_grad():
+            deployed = torch.cat([net.eval()(b) for b in x.split(64)])
+            torch.manual_seed(1)
+            trained = torch.cat([mc_dropout(net)(b) for b in x.split(64)])
+            scores = torch.cat([Entropy(passes=8).score_batch([net], b) for b in x.split(64)]) if rate else None
+        errors = per_sample_wmae(deployed, y)
+        rho = float(torch.corrcoef(torch.stack([ranks(scores), ranks(errors)]))[0, 1]) if rate else None
+        emit(bench="dropout", dropout=rate, labels=len(train[0]), epochs=len(fit.history),
+             test_wmae=float(weighted_mae(deployed, y)), test_wmae_dropout_on=float(weighted_mae(trained, y)),
+             spearman_score_error=rho)  # fmt: skip
+
+
 def emit(**record: object) -> None:
     print(json.dumps({k: round(v, 5) if isinstance(v, float) else v for k, v in record.items()}), flush=True)
 
@@ -80,6 +120,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="100 labels at N = 32, 20 s per model")
     parser.add_argument("--models", default=",".join(FAMILIES), help="comma-separated subset of the families")
+    parser.add_argument("--budget-scale", type=float, default=1.0, help="multiply every training budget")
+    parser.add_argument("--dropout", action="store_true", help="the dropout study instead")
     args = parser.parse_args()
     threads = os.cpu_count() or 2
     torch.set_num_threads(threads)
@@ -88,7 +130,13 @@ def main() -> None:
     val, test = dataset(sim, 200, 1), dataset(sim, 500, 2)
     largest = dataset(sim, max(n for n, _ in cases), 0)
     emit(bench="machine", cpus=threads, torch=torch.__version__, grid=grid, val=len(val[0]), test=len(test[0]))
+    if args.dropout:
+        labels = 100 if args.quick else 500
+        dropout_study((largest[0][:labels], largest[1][:labels]), val, test, [0.0, 0.1, 0.2, 0.4],
+                      2 if args.quick else 8)  # fmt: skip
+        return
     for labels, budget in cases:
+        budget *= args.budget_scale
         train = largest[0][:labels], largest[1][:labels]
         for name in args.models.split(","):
             options = FAMILIES[name] if not args.quick else {**FAMILIES[name], "depth": 3}

@@ -126,7 +126,7 @@ class TrainingConfig(Section):
     loss_w2: float = 2000.0
     normalize: str = "auto"  # auto: inputs and targets divided by their largest magnitude per channel; none
     schedule: str = "constant"  # the learning rate within a round: constant, or cosine (lr -> lr/100 over epochs)
-    budget_s: float | None = None  # seconds of training per round: epochs = min(epochs, budget / first epoch's time)
+    budget_s: float | None = None  # seconds of training per round: the epochs that fit, re-planned after each
 
     def __post_init__(self) -> None:
         self._positive("epochs", "lr", "batch_size", "patience", "loss_w", "budget_s")

@@ -64,7 +64,7 @@ class Fit:
         self.train_x, self.train_y = self.inputs.forward(train[0]), self.targets.forward(train[1])
         self.val_x, self.val_y = self.inputs.forward(val[0]), self.targets.forward(val[1])
         self.optimizer = torch.optim.Adam(model.parameters(), lr=settings.lr)
-        self.planned = settings.epochs  # cut after the first epoch to what `budget_s` allows
+        self.planned = settings.epochs  # cut, after each epoch, to what `budget_s` allows
         self.scheduler = (torch.optim.lr_scheduler.LambdaLR(self.optimizer, self._cosine)
                           if settings.schedule == "cosine" else None)  # fmt: skip
         self.batch = max(1, settings.batch_size // world)
@@ -111,14 +111,17 @@ class Fit:
         record = {"epoch": len(self.history), "train_loss": train_loss, "val_wmae": val_wmae, **dropout, "lr": lr,
                   "train_seconds": train_seconds, "seconds": time.perf_counter() - start}  # fmt: skip
         self.history.append(record)
-        if len(self.history) == 1 and self.settings.budget_s is not None:  # every rank plans on the slowest
-            self.plan(self._all_reduce(record["seconds"], dist.ReduceOp.MAX))
+        if self.settings.budget_s is not None:  # every rank plans on the slowest
+            elapsed = self._all_reduce(sum(r["seconds"] for r in self.history), dist.ReduceOp.MAX)
+            self.plan(elapsed, self._all_reduce(record["seconds"], dist.ReduceOp.MAX))
         return record
 
-    def plan(self, epoch_seconds: float) -> None:
-        """Run as many epochs as `budget_s` holds at `epoch_seconds` each (at most `epochs`, at least 1)."""
-        budget = self.settings.budget_s or math.inf
-        self.planned = max(1, min(self.settings.epochs, int(budget // max(epoch_seconds, 1e-9))))
+    def plan(self, elapsed_s: float, epoch_s: float) -> None:
+        """Plan as many more epochs as the rest of `budget_s` holds at `epoch_s` each (at most `epochs`
+        in all). Re-planned after every epoch, so a slow first epoch (allocator and cache warm-up)
+        does not cut the round short."""
+        more = int(max(0.0, (self.settings.budget_s or math.inf) - elapsed_s) // max(epoch_s, 1e-9))
+        self.planned = max(1, min(self.settings.epochs, len(self.history) + more))
         if self.scheduler is not None:  # the next epoch's rate on the new plan
             for group, base in zip(self.optimizer.param_groups, self.scheduler.base_lrs, strict=True):
                 group["lr"] = base * self._cosine(self.scheduler.last_epoch)

@@ -100,11 +100,16 @@ def test_a_time_budget_sets_the_epochs_and_the_cosine_follows_it():
     assert run.planned == 1 and run.done
     timed = make_fit(TrainingConfig(epochs=1000, lr=1e-2, batch_size=8, schedule="cosine", budget_s=60))
     timed.step()
-    timed.plan(14.0)  # as on a machine where an epoch takes 14 s: 4 epochs, the rate annealed over them
+    timed.plan(elapsed_s=20.0, epoch_s=14.0)  # a slow first epoch: 40 s left holds 2 more at 14 s
+    assert timed.planned == 3
+    timed.plan(elapsed_s=20.0, epoch_s=10.0)  # re-planned on the faster epoch: 4 more
+    assert timed.planned == 5
     while not timed.done:
         timed.step()
+        timed.plan(elapsed_s=20.0 + 10.0 * (len(timed.history) - 1), epoch_s=10.0)
     lrs = [r["lr"] for r in timed.history]
-    assert len(lrs) == 4 and lrs[-1] == pytest.approx(1e-2 * timed._cosine(3))
+    assert len(lrs) == 5 and lrs[-1] == pytest.approx(1e-2 * timed._cosine(4))
+    assert all(a > b for a, b in itertools.pairwise(lrs))  # annealed over the 5 planned epochs
 
 
 def test_a_warm_start_fine_tunes_at_the_old_scale_and_keeps_the_old_weights_if_nothing_beats_them():
