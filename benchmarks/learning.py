@@ -44,7 +44,7 @@ from raysurr.simulators import Diffusion2D
 FAMILIES = {
     "unet": {"base_channels": 16, "depth": 4, "dropout": 0.0},
     "autoencoder": {"base_channels": 16, "depth": 6, "dropout": 0.0},
-    "fno": {"base_channels": 32, "depth": 4, "modes": 12, "dropout": 0.0},
+    "fno": {"base_channels": 16, "depth": 4, "modes": 12, "dropout": 0.0},  # width 32: 1 epoch in 8 min at 2,000
 }
 
 

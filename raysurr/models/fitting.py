@@ -186,7 +186,9 @@ class Fit:
             state["best_state"],
             int(state["stale"]),
         )
-        self.planned, self.best_epoch = int(state["planned"]), int(state["best_epoch"])
+        self.planned = int(state.get("planned", self.settings.epochs))  # absent from trials saved before budgets
+        errors = [r["val_wmae"] for r in self.history]
+        self.best_epoch = int(state.get("best_epoch", errors.index(min(errors)) if errors else -1))
 
     def train_epoch(self) -> float:
         """`steps` mini-batches (the same count on every rank, cycling a shuffled shard); the mean loss."""

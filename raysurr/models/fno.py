@@ -41,7 +41,9 @@ class SpectralConv2d(nn.Module):
 
 @register_model("fno")
 class FNO(nn.Module):
-    """Lift to `base_channels` channels (inputs plus the cell coordinates), `depth` Fourier layers
+    """A Fourier neural operator: global receptive field, any grid, the neural-operator baseline.
+
+    Lift to `base_channels` channels (inputs plus the cell coordinates), `depth` Fourier layers
     (spectral conv + 1x1 conv, GELU, Dropout2d), project to `out_channels` through a hidden 1x1 layer.
 
     The field is zero-padded by `domain_padding` cells on the high side of each axis before the Fourier
