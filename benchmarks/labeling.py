@@ -16,13 +16,13 @@ Usage:
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import tempfile
 import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
+import common
 import numpy as np
 
 from raysurr.config import LabelingConfig, ResourcesConfig, SimulatorConfig
@@ -82,7 +82,7 @@ def ray_actors(config, ids, params, size, workers, out: Path) -> dict:
 
 
 def emit(**record: object) -> None:
-    print(json.dumps({k: round(v, 4) if isinstance(v, float) else v for k, v in record.items()}), flush=True)
+    common.emit(4, **record)
 
 
 def bench(solver: str, n: int, sizes: list[int]) -> None:

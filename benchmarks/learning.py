@@ -26,12 +26,12 @@ Usage:
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import time
 
 import numpy as np
 import torch
+from common import emit
 
 from raysurr.acquisition.functions import Entropy
 from raysurr.config import ModelConfig, TrainingConfig
@@ -110,10 +110,6 @@ def dropout_study(train, val, test, rates: list[float], epochs: int) -> None:
         emit(bench="dropout", dropout=rate, labels=len(train[0]), epochs=len(fit.history),
              test_wmae=float(weighted_mae(deployed, y)), test_wmae_dropout_on=float(weighted_mae(trained, y)),
              spearman_score_error=rho)  # fmt: skip
-
-
-def emit(**record: object) -> None:
-    print(json.dumps({k: round(v, 5) if isinstance(v, float) else v for k, v in record.items()}), flush=True)
 
 
 def main() -> None:

@@ -18,11 +18,11 @@ Usage:
 from __future__ import annotations
 
 import argparse
-import json
 import time
 
 import numpy as np
 import torch
+from common import emit
 from torch import nn
 
 from raysurr.config import ModelConfig
@@ -115,10 +115,6 @@ def rates(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> tuple[float, fl
         model(x)
         infer = len(x) / (time.perf_counter() - start)
     return train, infer
-
-
-def emit(**record: object) -> None:
-    print(json.dumps({k: round(v, 5) if isinstance(v, float) else v for k, v in record.items()}), flush=True)
 
 
 def main() -> None:

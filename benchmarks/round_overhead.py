@@ -30,6 +30,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import common
 import numpy as np
 import pyarrow.parquet as pq
 
@@ -38,7 +39,7 @@ QUICK = ["pool.size=400", "pool.initial=40", "pool.val=40", "pool.test=40", "loo
 
 
 def emit(**record: object) -> None:
-    print(json.dumps({k: round(v, 4) if isinstance(v, float) else v for k, v in record.items()}), flush=True)
+    common.emit(4, **record)
 
 
 def main() -> None:

@@ -23,13 +23,13 @@ driver holds for them and the process's peak resident memory.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import resource
 import tempfile
 import time
 from pathlib import Path
 
+import common
 import numpy as np
 import torch
 
@@ -105,7 +105,7 @@ def select_at_scale(n: int) -> None:
 
 
 def emit(**record: object) -> None:
-    print(json.dumps({k: round(v, 4) if isinstance(v, float) else v for k, v in record.items()}), flush=True)
+    common.emit(4, **record)
 
 
 def main() -> None:

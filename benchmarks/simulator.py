@@ -14,13 +14,13 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import os
 import sys
 import tempfile
 import time
 from pathlib import Path
 
+import common
 import numpy as np
 
 from raysurr.simulators import Diffusion2D
@@ -76,7 +76,7 @@ def bench_dataset(samples: int, grid: int, chunk: int) -> None:
 
 
 def emit(**record: object) -> None:
-    print(json.dumps({k: round(v, 7) if isinstance(v, float) else v for k, v in record.items()}), flush=True)
+    common.emit(7, **record)
 
 
 def main() -> None:

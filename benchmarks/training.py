@@ -22,7 +22,6 @@ Usage:
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import os
 import tempfile
@@ -31,6 +30,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from common import emit
 
 from raysurr.config import ModelConfig, ResourcesConfig, TrainingConfig
 from raysurr.data.store import PartStore, samples_table
@@ -92,10 +92,6 @@ def ray_train(
     train_s = [r["train_seconds"] for r in result.history]  # the epoch's training only, as in the plain loop
     epoch_s = [r["seconds"] for r in result.history]  # with the per-epoch validation
     return {"samples_per_s": float(np.median([n / s for s in train_s[1:]])), "startup_s": wall - sum(epoch_s)}
-
-
-def emit(**record: object) -> None:
-    print(json.dumps({k: round(v, 5) if isinstance(v, float) else v for k, v in record.items()}), flush=True)
 
 
 def bench(name: str, width: int, samples: int, epochs: int, cpus: int, gpu: bool, cpu: bool = True) -> None:
