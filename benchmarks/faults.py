@@ -30,8 +30,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the plugin lives
 
 from raysurr.config import LabelingConfig, ResourcesConfig, SimulatorConfig
 from raysurr.data.labels import LabelStore
-from raysurr.labeling import Labeler
-from raysurr.runtime import connect
+from raysurr.distributed.labeling import Labeler
+from raysurr.distributed.runtime import connect
 
 FAULTS = {"exception": 10, "nan": 10, "inf": 10, "hang": 3, "die": 5, "flaky": 15}
 EXPECTED = {"exception": "exception", "nan": "non_finite", "inf": "non_finite", "hang": "timeout", "die": "crash"}

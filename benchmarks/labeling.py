@@ -28,7 +28,7 @@ import numpy as np
 from raysurr.config import LabelingConfig, ResourcesConfig, SimulatorConfig
 from raysurr.data.labels import LabelStore
 from raysurr.data.store import PartStore
-from raysurr.labeling import SimulatorActor
+from raysurr.distributed.labeling import SimulatorActor
 
 GRID = 100
 _worker: SimulatorActor | None = None
@@ -69,7 +69,7 @@ def pool(config, ids, params, size, workers, out: Path) -> float:
 
 
 def ray_actors(config, ids, params, size, workers, out: Path) -> dict:
-    from raysurr.labeling import Labeler
+    from raysurr.distributed.labeling import Labeler
 
     start = time.perf_counter()
     labeler = Labeler(config, (), LabelingConfig(chunk_size=size), ResourcesConfig(simulators=workers))
@@ -112,7 +112,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true")
     args = parser.parse_args()
     os.environ.setdefault("RAYSURR_DASHBOARD", "0")
-    from raysurr.runtime import connect
+    from raysurr.distributed.runtime import connect
 
     connect(num_cpus=os.cpu_count())
     emit(bench="machine", cpus=os.cpu_count())

@@ -48,7 +48,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="a smaller pool and 2 epochs")
     args = parser.parse_args()
     os.environ.setdefault("RAYSURR_DASHBOARD", "0")
-    from raysurr.drive import main as drive
+    from raysurr.commands.drive import main as drive
 
     with tempfile.TemporaryDirectory() as tmp:
         run = Path(tmp) / "run"

@@ -36,8 +36,8 @@ import torch
 from raysurr.acquisition import Candidates, build_acquisition
 from raysurr.config import AcquisitionConfig, ResourcesConfig, SimulatorConfig
 from raysurr.data.store import parameters_table, write_table
+from raysurr.distributed.scoring import PoolScorer, score_pool
 from raysurr.models.checkpoint import SurrogateSpec, save_surrogate
-from raysurr.scoring import PoolScorer, score_pool
 from raysurr.simulators import build_simulator
 
 SIMULATOR = SimulatorConfig(options={"grid": 100})
@@ -119,7 +119,7 @@ def main() -> None:
         select_at_scale(args.select_only)
         return
     os.environ.setdefault("RAYSURR_DASHBOARD", "0")
-    from raysurr.runtime import connect
+    from raysurr.distributed.runtime import connect
 
     connect(num_cpus=os.cpu_count())
     n = 2000 if args.quick else args.pool

@@ -60,7 +60,7 @@ def bench_solvers(grids: list[int], min_seconds: float) -> None:
 
 
 def bench_dataset(samples: int, grid: int, chunk: int) -> None:
-    from raysurr.dataset import main
+    from raysurr.commands.dataset import main
 
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "ds"

@@ -77,8 +77,8 @@ def plain_loop(model_cfg: ModelConfig, x: np.ndarray, y: np.ndarray, epochs: int
 def ray_train(
     model_cfg: ModelConfig, folder: Path, epochs: int, workers: int, cpus: float, gpu: bool, task: bool = False
 ) -> dict:
-    from raysurr.scoring import read_samples
-    from raysurr.training import fit
+    from raysurr.distributed.scoring import read_samples
+    from raysurr.distributed.training import fit
 
     data = read_samples(folder, ["input", "target"]).materialize()
     datasets = {"train": data, "val": data.limit(16).materialize()}
@@ -134,7 +134,7 @@ def main() -> None:
     parser.add_argument("--gpu-only", action="store_true", help="only the GPU runs, on 8x the samples")
     args = parser.parse_args()
     os.environ.setdefault("RAYSURR_DASHBOARD", "0")
-    from raysurr.runtime import connect
+    from raysurr.distributed.runtime import connect
 
     cpus = os.cpu_count() or 2
     connect(num_cpus=cpus)

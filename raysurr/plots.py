@@ -9,6 +9,11 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
+import torch
+
+from raysurr.data.dataset import DatasetInfo, read_arrays
+from raysurr.data.store import PartStore
+from raysurr.models.checkpoint import load_surrogate
 
 
 def plot_predictions(inputs: np.ndarray, targets: np.ndarray, preds: np.ndarray, path: str | Path) -> Path:
@@ -38,15 +43,19 @@ def plot_predictions(inputs: np.ndarray, targets: np.ndarray, preds: np.ndarray,
     return _save(fig, path)
 
 
-def plot_learning_curve(rows: list[dict], path: str | Path) -> Path:
-    """Test weighted MAE (left) and region MAEs (right) against the number of labels, one point per round."""
+def plot_learning_curve(rows: list[dict], regions: tuple[str, str], path: str | Path) -> Path:
+    """Test weighted MAE (left) and region MAEs (right) against the number of labels, one point per round.
+
+    Args:
+        rows: rounds.csv's rows (`RoundRecord.row`); regions: the simulator's region names.
+    """
     labels = [row["n_labeled"] for row in rows]
     fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
     left.plot(labels, [row["test_wmae"] for row in rows], "o-", label="test")
     left.plot(labels, [row["val_wmae"] for row in rows], "s--", label="validation", alpha=0.7)
     left.set(xlabel="labelled samples", ylabel="weighted MAE", title="weighted MAE")
     left.legend()
-    for key, name in [("test_mae_all", "all pixels"), ("test_mae_source", "source"), ("test_mae_field", "field")]:
+    for key, name in [("test_mae_all", "all pixels"), *((f"test_mae_{region}", region) for region in regions)]:
         right.plot(labels, [row[key] for row in rows], "o-", label=name)
     right.set(xlabel="labelled samples", ylabel="MAE", title="test MAE by region", yscale="log")
     right.legend()
@@ -95,3 +104,15 @@ def _save(fig, path: str | Path) -> Path:
     fig.savefig(path, dpi=80)
     plt.close(fig)
     return path
+
+
+def plot_checkpoint(checkpoint: Path, info: DatasetInfo, path: Path, count: int = 4) -> None:
+    """predictions.png: a checkpoint's predictions of a dataset's first few test samples."""
+    store = PartStore(info.split_dir("test"))
+    if not store.parts():
+        return  # an empty test split: nothing to show
+    arrays = read_arrays(store.read(["input", "target"]).slice(0, count))
+    model = load_surrogate(checkpoint)
+    with torch.no_grad():
+        preds = model(torch.tensor(arrays["input"])).numpy()
+    plot_predictions(arrays["input"], arrays["target"], np.asarray(preds), path)

@@ -1,10 +1,18 @@
-"""Progress lines for long phases: rewritten in place on a terminal, one line every few seconds otherwise."""
+"""What raysurr tells the user while it works, all on stderr (stdout is for a command's result):
+`say` for one line, `Progress` for a long phase (rewritten in place on a terminal, a line every few
+seconds otherwise). Inside Ray actors and tasks, Ray forwards both to the command's terminal.
+"""
 
 from __future__ import annotations
 
 import sys
 import time
 from typing import TextIO
+
+
+def say(message: str) -> None:
+    """One progress line on stderr, flushed at once."""
+    print(message, file=sys.stderr, flush=True)
 
 
 class Progress:

@@ -20,7 +20,7 @@ collect_ignore = ["failing_model.py"]
 def ray_local():
     """A 2-CPU local Ray shared by the tests of one module."""
     ray = pytest.importorskip("ray")
-    from raysurr.runtime import connect
+    from raysurr.distributed.runtime import connect
 
     connect(num_cpus=2, dashboard=False)
     yield ray

@@ -76,7 +76,7 @@ def fake_cluster():
 
 def test_simulator_actors_land_only_on_simulator_nodes(fake_cluster, tmp_path):
     from raysurr.data.labels import LabelStore
-    from raysurr.labeling import Labeler
+    from raysurr.distributed.labeling import Labeler
 
     ray, simulator_node, _ = fake_cluster
     resources = ResourcesConfig(simulators=2, cpus_per_simulator=1)
@@ -96,7 +96,7 @@ def test_simulator_actors_land_only_on_simulator_nodes(fake_cluster, tmp_path):
 
 
 def test_training_workers_ask_for_gpus_and_land_on_the_gpu_node(fake_cluster):
-    from raysurr.training import scaling_config
+    from raysurr.distributed.training import scaling_config
 
     ray, _, gpu_node = fake_cluster
     scaling = scaling_config(ResourcesConfig(train_workers=1, cpus_per_train_worker=1, use_gpu=True))
@@ -118,9 +118,9 @@ def _as_options(resources: dict) -> dict:
 
 @pytest.mark.timeout(60)  # the point: an error, not a worker group pending forever
 def test_requests_no_node_can_hold_fail_at_once(fake_cluster, tmp_path):
-    from raysurr.labeling import Labeler
-    from raysurr.scoring import score_pool
-    from raysurr.training import fit
+    from raysurr.distributed.labeling import Labeler
+    from raysurr.distributed.scoring import score_pool
+    from raysurr.distributed.training import fit
 
     with pytest.raises(ResourceError, match=r"each training worker asks for 1 CPU, 2 GPU, but no node .* 1 GPU"):
         fit(

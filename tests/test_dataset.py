@@ -6,9 +6,9 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
+from raysurr.commands.dataset import main
 from raysurr.config import Config, read_yaml
 from raysurr.data import open_dataset, read_arrays, read_split
-from raysurr.dataset import main
 from raysurr.errors import ConfigError, DatasetError, ParameterError, RegistryError
 from raysurr.seeding import generator
 from raysurr.simulators import Diffusion2D

@@ -15,7 +15,7 @@ import pyarrow.parquet as pq
 import pytest
 
 import raysurr
-from raysurr.drive import main
+from raysurr.commands.drive import main
 from raysurr.errors import ConfigError, RegistryError
 from tests.conftest import REPO, run_command
 

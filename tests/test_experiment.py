@@ -9,8 +9,8 @@ import pyarrow.parquet as pq
 import pytest
 import yaml
 
+from raysurr.commands.experiment import main
 from raysurr.errors import ConfigError
-from raysurr.experiment import main
 from tests.conftest import REPO, last_line, run_command
 
 pytestmark = pytest.mark.timeout(600)

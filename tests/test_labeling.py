@@ -13,8 +13,8 @@ import pytest
 
 from raysurr.config import LabelingConfig, ResourcesConfig, SimulatorConfig
 from raysurr.data.labels import LabelStore
+from raysurr.distributed.labeling import Labeler
 from raysurr.errors import SimulationError
-from raysurr.labeling import Labeler
 from tests.conftest import REPO
 
 pytestmark = pytest.mark.timeout(240)

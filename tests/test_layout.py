@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import shutil
 import subprocess
 import sys
@@ -21,6 +22,38 @@ def test_pure_core_never_imports_ray(module, forbidden):
     code = f"import sys, {module}; bad = [m for m in {forbidden!r} if m in sys.modules]; print(bad)"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "[]", f"{module} pulls in {result.stdout.strip()}"
+
+
+def imports(path):
+    """Every module name a source file imports (at any depth of the file)."""
+    names = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            names |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            names |= {node.module, *(f"{node.module}.{alias.name}" for alias in node.names)}
+    return names
+
+
+PACKAGE = REPO / "raysurr"
+ENTRY_POINTS = {"__main__.py", "drive.py", "dataset.py", "train.py", "tune.py", "experiment.py"}
+LIBRARY = [p for p in PACKAGE.rglob("*.py") if "commands" not in p.relative_to(PACKAGE).parts
+           and not (p.parent == PACKAGE and p.name in ENTRY_POINTS)]  # fmt: skip
+
+
+def test_no_library_module_imports_a_command():
+    offenders = {str(p.relative_to(REPO)): sorted(n for n in imports(p) if n.startswith("raysurr.commands"))
+                 for p in LIBRARY}  # fmt: skip
+    assert len(LIBRARY) > 30 and not {path: names for path, names in offenders.items() if names}
+
+
+@pytest.mark.parametrize(("library", "adapter"), [("ray.train", "training.py"), ("ray.tune", "tuning.py"),
+                                                  ("ray.data", "scoring.py")])  # fmt: skip
+def test_each_ray_library_is_used_in_one_adapter(library, adapter):
+    users = {p.relative_to(PACKAGE).as_posix() for p in PACKAGE.rglob("*.py")
+             if any(n == library or n.startswith(f"{library}.") for n in imports(p))}  # fmt: skip
+    assert users <= {f"distributed/{adapter}", "distributed/runtime.py"}, users  # runtime quiets Ray Data's logs
+    assert f"distributed/{adapter}" in users
 
 
 @pytest.mark.skipif(shutil.which("ruff") is None and not (REPO / ".venv/bin/ruff").exists(), reason="ruff missing")

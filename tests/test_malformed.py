@@ -15,9 +15,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from raysurr import __main__ as utilities
-from raysurr import dataset, drive, experiment, train, tune
-from raysurr.cli import invoke
+from raysurr import commands as utilities
+from raysurr.commands import dataset, drive, experiment, train, tune
+from raysurr.commands.common import invoke
 from tests.conftest import REPO
 
 pytestmark = pytest.mark.timeout(300)
@@ -195,7 +195,7 @@ def test_malformed_input_is_one_line_and_leaves_nothing(ray_local, tmp_path, mon
     if setup is not None:
         setup(tmp_path)
     before = snapshot(tmp_path)
-    prog = "raysurr" if command is utilities else f"raysurr.{command.__name__.rsplit('.', 1)[-1]}"
+    prog = f"raysurr {argv[0]}" if command is utilities else f"raysurr.{command.__name__.rsplit('.', 1)[-1]}"
     code = invoke(command.main, prog, argv)
     err = capsys.readouterr().err
     lines = [line for line in err.splitlines() if line.strip()]

@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from raysurr.report import error_at, labels_needed, savings, write_report
+from raysurr.engine.report import error_at, labels_needed, savings, write_report
 
 
 def rows_for(model: str, acquisition: str, seed: int, errors: list[float]) -> list[dict]:

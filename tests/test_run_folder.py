@@ -20,9 +20,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from raysurr import __main__ as utilities
-from raysurr import dataset, drive
-from raysurr.cli import invoke
+from raysurr import commands as utilities
+from raysurr.commands import dataset, drive
+from raysurr.commands.common import invoke
 from raysurr.data.store import tensor_array, write_table
 from raysurr.seeding import generator
 from raysurr.simulators import build_simulator
@@ -160,8 +160,13 @@ def test_resume_records_a_safe_change_and_runs_on(copy):
     state = json.loads((copy / "state.json").read_text())
     assert [(c["key"], c["old"], c["new"], c["round"]) for c in state["changes"]] == [
         ("labeling.chunk_size", 4, 2, 2), ("loop.rounds", 2, 3, 2)]  # fmt: skip
-    assert len(state["rows"]) == 3 and "loop.rounds=3" not in err
+    assert len(state["records"]) == 3 and "loop.rounds=3" not in err
     assert "rounds: 3" in (copy / "config.yaml").read_text()
+    # the resumed run reopened round 1's selection: still one selection per labelled round, every label among them
+    selections = state["selections"]
+    assert len(selections) == 3 and all(selections)
+    labeled = set(pq.read_table(copy / "labels", columns=["sample_id"]).column(0).to_pylist())
+    assert labeled == {i for ids in selections for i in ids}
 
 
 def test_an_evaluation_set_whose_samples_failed_is_never_cached(ray_local, tmp_path):

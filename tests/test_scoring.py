@@ -8,8 +8,8 @@ import torch
 
 from raysurr.config import AcquisitionConfig, ResourcesConfig, SimulatorConfig
 from raysurr.data.store import parameters_table, write_table
+from raysurr.distributed.scoring import PoolScorer, read_pool, score_pool
 from raysurr.models.checkpoint import SurrogateSpec, load_surrogate, save_surrogate
-from raysurr.scoring import PoolScorer, read_pool, score_pool
 from raysurr.simulators import build_simulator
 
 pytestmark = pytest.mark.timeout(240)
@@ -78,7 +78,7 @@ def write_samples(folder, ids: np.ndarray) -> None:
 
 def test_evaluating_splits_in_one_pass_equals_one_pass_each(setup):
     from raysurr.config import Config
-    from raysurr.scoring import evaluate, evaluate_splits, read_samples, read_splits
+    from raysurr.distributed.scoring import evaluate, evaluate_splits, read_samples, read_splits
 
     root, _, _, checkpoints = setup
     write_samples(root / "val", np.arange(0, 40))
@@ -104,7 +104,7 @@ def test_evaluating_splits_in_one_pass_equals_one_pass_each(setup):
 
 
 def test_region_errors_follow_the_simulators_region_of_interest(setup):
-    from raysurr.scoring import SampleMetrics
+    from raysurr.distributed.scoring import SampleMetrics
 
     _, _, _, checkpoints = setup
     sim = build_simulator(SIMULATOR)
@@ -125,8 +125,8 @@ def test_region_errors_follow_the_simulators_region_of_interest(setup):
 def test_read_samples_hands_the_data_to_ray_so_workers_need_no_shared_disk(ray_local, tmp_path):
     import shutil
 
+    from raysurr.distributed.scoring import read_samples
     from raysurr.errors import DatasetError
-    from raysurr.scoring import read_samples
 
     write_samples(tmp_path / "a", np.arange(0, 30))
     write_samples(tmp_path / "a", np.arange(30, 50))

@@ -7,8 +7,8 @@ import json
 import pytest
 
 import raysurr
+from raysurr.commands.train import main
 from raysurr.errors import DatasetError
-from raysurr.train import main
 from tests.conftest import run_command
 
 pytestmark = pytest.mark.timeout(300)

@@ -8,11 +8,11 @@ import pytest
 import torch
 
 import raysurr
+from raysurr.commands.dataset import main as make_dataset
 from raysurr.config import ModelConfig, ResourcesConfig, TrainingConfig
 from raysurr.data.dataset import open_dataset
-from raysurr.dataset import main as make_dataset
-from raysurr.scoring import read_samples
-from raysurr.training import fit
+from raysurr.distributed.scoring import read_samples
+from raysurr.distributed.training import fit
 
 pytestmark = pytest.mark.timeout(300)
 

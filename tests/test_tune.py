@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 import yaml
 
+from raysurr.commands.tune import check_space, main
 from raysurr.config import Config, load_config
 from raysurr.errors import ConfigError
-from raysurr.tune import check_space, main
 from tests.conftest import REPO, last_line, run_command
 
 pytestmark = pytest.mark.timeout(600)

@@ -10,9 +10,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from raysurr.data.records import FailureRecord, failures_table
 from raysurr.data.store import PartStore, tensor_numpy
 from raysurr.errors import StoreError
-from raysurr.records import FailureRecord, failures_table
 
 
 class LabelStore:

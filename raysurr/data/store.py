@@ -19,6 +19,7 @@ import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pyarrow as pa
@@ -26,6 +27,9 @@ import pyarrow.parquet as pq
 
 from raysurr.errors import DatasetError, StoreError
 from raysurr.simulators.base import AbstractSimulator, Simulation
+
+if TYPE_CHECKING:
+    from raysurr.config import Config
 
 COMPRESSION = "zstd"
 MANIFEST = "_manifest.jsonl"  # readers of `*.parquet` and pyarrow's datasets skip names that start with "_"
@@ -95,6 +99,11 @@ def write_text(path: str | Path, text: str) -> Path:
     os.replace(tmp, path)
     _fsync(path.parent)
     return path
+
+
+def write_config(config: Config, directory: Path) -> Path:
+    """The resolved config as `directory/config.yaml`, which resuming and `check` read back."""
+    return write_text(Path(directory) / "config.yaml", config.to_yaml())
 
 
 def _fsync(path: Path) -> None:

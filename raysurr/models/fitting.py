@@ -16,16 +16,78 @@ from __future__ import annotations
 import copy
 import math
 import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import torch
 import torch.distributed as dist
 from torch import nn
 
-from raysurr.config import TrainingConfig
-from raysurr.models.checkpoint import TargetTransform
+from raysurr.config import ModelConfig, TrainingConfig, load_plugins
+from raysurr.models.checkpoint import SurrogateSpec, TargetTransform, read_checkpoint
 from raysurr.models.layers import has_dropout, mc_dropout
 from raysurr.models.losses import weighted_mae
+from raysurr.seeding import child_seed
+
+
+@dataclass(frozen=True)
+class FitSpec:
+    """One training run's setup besides its data, and the one factory of its `Fit`: small and picklable,
+    what a Ray Train worker, the one-worker task and a Tune trial each receive.
+
+    The initial weights come from `seed` (the same on every rank, at every training-set size), or
+    from `warm_start`, a previous checkpoint's contents, whose scaling fine-tuning keeps.
+    """
+
+    model: str
+    init: dict[str, Any]  # the model's constructor options, channels included
+    training: dict[str, Any]  # the `training` section, as a dict
+    seed: int
+    threads: int = 1
+    warm_start: bytes | None = None  # bytes, not a path: the worker may be on a node without the driver's disk
+    meta: dict[str, Any] = field(default_factory=dict)
+    plugins: tuple[str, ...] = ()  # modules that register the user's models, imported where the run happens
+
+    @classmethod
+    def of(cls, model: ModelConfig, channels: tuple[int, int], training: TrainingConfig, seed: int,
+           **options: Any) -> FitSpec:  # fmt: skip
+        init = {"in_channels": channels[0], "out_channels": channels[1], **model.options}
+        return cls(model.name, init, asdict(training), seed, **options)
+
+    def surrogate(self) -> tuple[nn.Module, SurrogateSpec]:
+        """The network to train and the spec its checkpoint will carry (with the warm start's scaling)."""
+        load_plugins(self.plugins)
+        torch.set_num_threads(self.threads)
+        torch.manual_seed(child_seed(self.seed, "init"))
+        spec = SurrogateSpec(self.model, self.init, meta=self.meta)
+        net = spec.build()
+        if self.warm_start:
+            previous, weights = read_checkpoint(self.warm_start)
+            net.load_state_dict(weights)
+            spec = SurrogateSpec(self.model, self.init, previous.transform, self.meta, previous.inputs)
+        return net, spec
+
+    def start(
+        self,
+        train: tuple[torch.Tensor, torch.Tensor],
+        val: tuple[torch.Tensor, torch.Tensor],
+        device: torch.device,
+        wrap: Callable[[nn.Module], nn.Module] | None = None,
+        rank: int = 0,
+        world: int = 1,
+        stream: int | None = None,
+    ) -> tuple[Fit, SurrogateSpec]:
+        """The `Fit` of this run on `device` (its network passed through `wrap`, e.g. Ray Train's DDP).
+
+        Args:
+            stream: which shuffling stream (default: the rank's); a sweep trains one per training-set size.
+        """
+        net, spec = self.surrogate()
+        net = wrap(net) if wrap is not None else net.to(device)
+        order = torch.Generator().manual_seed(child_seed(self.seed, "order", rank if stream is None else stream))
+        warm = (spec.inputs, spec.transform) if self.warm_start else None
+        return Fit(net, train, val, TrainingConfig(**self.training), order, world, warm_start=warm), spec
 
 
 class Fit:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 
 
@@ -30,15 +32,18 @@ def per_sample_weighted_mae(pred: torch.Tensor, target: torch.Tensor, w: float =
     return (source_weight(target, w, w2) * (pred - target).abs()).flatten(1).mean(dim=1)
 
 
-def roi_mae(pred: torch.Tensor, target: torch.Tensor, source_mask: torch.Tensor) -> dict[str, torch.Tensor]:
-    """Plain L1 error per sample over all pixels, source pixels and field pixels.
+def roi_mae(
+    pred: torch.Tensor, target: torch.Tensor, source_mask: torch.Tensor, regions: Sequence[str] = ("roi", "rest")
+) -> dict[str, torch.Tensor]:
+    """Plain L1 error per sample over all pixels, the region of interest and the rest.
 
     Args:
         pred, target: [n, C, H, W].
         source_mask: [n, H, W] bool, the region of interest (the simulator's `region_of_interest`).
+        regions: the names of the region of interest and of the rest (the simulator's `regions`).
 
     Returns:
-        {"all", "source", "field"} -> [n]; a region with no pixel in a sample gives NaN there.
+        {"all", regions[0], regions[1]} -> [n]; a region with no pixel in a sample gives NaN there.
     """
     error = (pred - target).abs().mean(dim=1)  # over channels: [n, H, W]
     mask = source_mask.to(error.dtype)
@@ -46,8 +51,24 @@ def roi_mae(pred: torch.Tensor, target: torch.Tensor, source_mask: torch.Tensor)
     nan = torch.tensor(float("nan"), dtype=error.dtype, device=error.device)
     source = (error * mask).flatten(1).sum(1) / source_pixels
     field = (error * (1 - mask)).flatten(1).sum(1) / field_pixels
+    inside, outside = regions
     return {
         "all": error.flatten(1).mean(1),
-        "source": torch.where(source_pixels > 0, source, nan),
-        "field": torch.where(field_pixels > 0, field, nan),
+        inside: torch.where(source_pixels > 0, source, nan),
+        outside: torch.where(field_pixels > 0, field, nan),
     }
+
+
+# The names of an evaluation's numbers, defined here once: scoring computes them, the round records,
+# rounds.csv, the plots and the experiment report read them.
+SKILLS = ("wmae_skill_zero", "wmae_skill_mean", "mae_skill_zero", "mae_skill_mean")
+
+
+def error_metrics(regions: Sequence[str]) -> tuple[str, ...]:
+    """The error metrics of an evaluation: the weighted MAE, and the plain MAE over all pixels and per region.
+
+    Example:
+        >>> error_metrics(("source", "field"))
+        ('wmae', 'mae_all', 'mae_source', 'mae_field')
+    """
+    return ("wmae", "mae_all", *(f"mae_{region}" for region in regions))

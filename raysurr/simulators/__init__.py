@@ -6,7 +6,6 @@ from raysurr.simulators.base import (
     AbstractSimulator,
     Parameter,
     Simulation,
-    check_simulation,
     register_simulator,
     run_simulation,
 )
@@ -27,7 +26,6 @@ __all__ = [
     "Parameter",
     "Simulation",
     "build_simulator",
-    "check_simulation",
     "register_simulator",
     "run_simulation",
 ]

@@ -64,6 +64,8 @@ class AbstractSimulator(abc.ABC):
     output_shape: tuple[int, ...]  # [C, H, W] of one network target
     extras: tuple[str, ...] = ()  # names of the per-sample scalars `simulate` returns
     fidelity: str = "default"  # recorded with every label, e.g. the solver's name
+    # Names of `region_of_interest` and of the rest of the grid: the region MAE columns (test_mae_roi, ...).
+    regions: tuple[str, str] = ("roi", "rest")
     # Options that make evaluation sets cheap and exact (e.g. a direct solver); applied on top of the config's.
     evaluation_options: ClassVar[Mapping[str, object]] = {}
 
@@ -111,8 +113,8 @@ class AbstractSimulator(abc.ABC):
         return (np.asarray(params, dtype=np.float64) - low) / np.where(span > 0, span, 1.0)
 
     def region_of_interest(self, inputs: np.ndarray) -> np.ndarray:
-        """[n, H, W] bool: each input's pixels of interest, the "source" region of the region MAEs
-        (the rest is the "field" region).
+        """[n, H, W] bool: each input's pixels of interest, the first of `regions` in the region MAEs
+        (the rest of the grid is the second).
 
         The default: the pixels where the first input channel is non-zero.
         """
@@ -132,25 +134,20 @@ register_simulator = SIMULATORS.register
 
 
 def run_simulation(simulator: AbstractSimulator, params: np.ndarray, sample_ids: Sequence[int]) -> Simulation:
-    """Check parameters, simulate, and check the outputs (shape, dtype, all finite).
+    """Check parameters, simulate, and check the outputs (shape, dtype, all finite), without Ray: how to
+    try a simulator of your own in a notebook or a test before it labels anything.
 
     Raises:
         ParameterError: a parameter set is out of range.
         SimulationError: the simulator returned a malformed or non-finite output; names the samples.
     """
-    params = simulator.check_parameters(params)
-    result = simulator.simulate(params)
-    check_simulation(simulator, result, sample_ids)
-    return result
-
-
-def check_simulation(simulator: AbstractSimulator, result: Simulation, sample_ids: Sequence[int]) -> None:
-    """Raise SimulationError unless `result` holds one finite float32 output per sample id."""
+    result = simulator.simulate(simulator.check_parameters(params))
     check_shapes(simulator, result, sample_ids)
     finite = finite_rows(result)
     if not finite.all():
         bad = [int(sample_ids[i]) for i in np.flatnonzero(~finite)]
         raise SimulationError(f"non-finite output for sample(s) {bad[:10]}", tuple(bad))
+    return result
 
 
 def finite_rows(result: Simulation) -> np.ndarray:

@@ -177,7 +177,7 @@ def test_a_store_from_before_manifests_is_adopted(tmp_path):
 
 
 def test_failures_set_aside_are_simulated_again(tmp_path):
-    from raysurr.records import FailureRecord
+    from raysurr.data.records import FailureRecord
 
     store = LabelStore(tmp_path / "labels", tmp_path / "failures")
     store.write(None, [FailureRecord(4, "exception", "OSError", "busy")])

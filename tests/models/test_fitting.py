@@ -139,3 +139,36 @@ def test_the_history_records_the_dropout_gap():
     plain = Fit(UNet(base_channels=2, depth=2, dropout=0.0), data(24, 1), data(8, 2), TrainingConfig(epochs=1),
                 torch.Generator().manual_seed(3))  # fmt: skip
     assert "val_wmae_dropout" not in plain.step()
+
+
+def test_every_fit_of_a_spec_starts_from_the_same_weights_and_a_stream_only_changes_the_shuffling():
+    from raysurr.config import ModelConfig
+    from raysurr.models.fitting import FitSpec
+
+    model = ModelConfig.from_dict({"name": "unet", "base_channels": 2, "depth": 2})
+    spec = FitSpec.of(model, (1, 1), TrainingConfig(epochs=1, batch_size=8), seed=5)
+    first, _ = spec.start(data(24, 1), data(8, 2), torch.device("cpu"))
+    other, _ = spec.start(data(12, 1), data(8, 2), torch.device("cpu"), stream=12)
+    for a, b in zip(first.model.parameters(), other.model.parameters(), strict=True):
+        assert torch.equal(a, b)
+    orders = [torch.randperm(24, generator=run.order) for run in (first, other)]
+    assert not torch.equal(*orders)
+
+
+def test_a_warm_started_spec_fine_tunes_the_checkpoints_weights_at_its_scaling(tmp_path):
+    from raysurr.config import ModelConfig
+    from raysurr.models.checkpoint import SurrogateSpec, checkpoint_bytes, save_surrogate
+    from raysurr.models.fitting import FitSpec
+
+    model = ModelConfig.from_dict({"name": "unet", "base_channels": 2, "depth": 2})
+    cold = FitSpec.of(model, (1, 1), TrainingConfig(epochs=1, batch_size=8), seed=5)
+    trained, spec = cold.start(data(24, 1), data(8, 2), torch.device("cpu"))
+    trained.step()
+    spec = SurrogateSpec(spec.name, spec.init, trained.targets, {}, trained.inputs, trained.mean_target)
+    save_surrogate(trained.best_network(), spec, tmp_path)
+    warm = FitSpec.of(model, (1, 1), TrainingConfig(epochs=1, batch_size=8), seed=6,
+                      warm_start=checkpoint_bytes(tmp_path))  # fmt: skip
+    run, warm_spec = warm.start(data(24, 3), data(8, 2), torch.device("cpu"))
+    for a, b in zip(run.model.parameters(), trained.best_network().parameters(), strict=True):
+        assert torch.equal(a, b)
+    assert warm_spec.transform == trained.targets and run.targets is warm_spec.transform

@@ -32,7 +32,7 @@ def test_roi_mae_by_hand():
     y = torch.zeros(2, 1, 2, 2)
     pred = torch.tensor([[[[1.0, 0.0], [0.0, 0.5]]], [[[0.2, 0.2], [0.2, 0.2]]]])
     mask = torch.tensor([[[True, False], [False, False]], [[False, False], [False, False]]])
-    out = roi_mae(pred, y, mask)
+    out = roi_mae(pred, y, mask, ("source", "field"))
     assert out["all"].tolist() == pytest.approx([0.375, 0.2])
     assert out["source"][0].item() == pytest.approx(1.0) and math.isnan(out["source"][1].item())
     assert out["field"].tolist() == pytest.approx([0.5 / 3, 0.2])

@@ -102,7 +102,7 @@ def test_normalize_is_checked():
 def test_skill_against_the_zero_and_the_mean_field_is_one_minus_the_error_ratio(tmp_path):
     """The metrics a checkpoint is evaluated with, on hand-made targets, against the formulas in numpy."""
     from raysurr.config import SimulatorConfig
-    from raysurr.scoring import SampleMetrics, _means
+    from raysurr.distributed.scoring import SampleMetrics, _means
 
     fit, _ = train("auto", epochs=1)
     spec = SurrogateSpec("unet", {"in_channels": 2, "base_channels": 4, "depth": 2, "dropout": 0.0,

@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 
 from raysurr.config import SimulatorConfig
+from raysurr.distributed.labeling import SimulatorActor
 from raysurr.errors import ParameterError, SimulationError
-from raysurr.labeling import SimulatorActor
 from raysurr.simulators import build_simulator, run_simulation
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "external_sim.py"

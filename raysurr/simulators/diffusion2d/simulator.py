@@ -37,6 +37,7 @@ class Diffusion2D(AbstractSimulator):
     """
 
     extras = ("target_max",)
+    regions = ("source", "field")
     evaluation_options: ClassVar[Mapping[str, object]] = {"solver": "exact"}  # val/test sets from the exact solver
 
     def __init__(

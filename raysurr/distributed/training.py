@@ -14,11 +14,10 @@ travel out the same way.
 from __future__ import annotations
 
 import json
-import logging
 import shutil
 import tempfile
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -28,13 +27,12 @@ import ray.train.torch
 import torch
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
-from raysurr.config import ModelConfig, ResourcesConfig, TrainingConfig, load_plugins
+from raysurr.config import ModelConfig, ResourcesConfig, TrainingConfig
+from raysurr.distributed.runtime import check_fits, quiet_ray_data
 from raysurr.models.checkpoint import SurrogateSpec, checkpoint_bytes, read_checkpoint, save_surrogate
-from raysurr.models.fitting import Fit
-from raysurr.runtime import check_fits
-from raysurr.seeding import child_seed
+from raysurr.models.fitting import Fit, FitSpec
+from raysurr.progress import say
 
-log = logging.getLogger(__name__)
 HISTORY = "history.json"
 
 
@@ -47,20 +45,6 @@ class TrainResult:
     best_epoch: int
     best_val_wmae: float
     wall_s: float
-
-
-@dataclass(frozen=True)
-class _LoopConfig:
-    """Everything a worker needs; small and picklable."""
-
-    model: str
-    init: dict[str, Any]
-    training: dict[str, Any]
-    seed: int
-    threads: int
-    warm_start: bytes | None  # a checkpoint's contents: the worker may be on a node without the driver's disk
-    meta: dict[str, Any]
-    plugins: tuple[str, ...] = ()  # modules that register the user's models, imported in every worker
 
 
 def fit(
@@ -88,10 +72,9 @@ def fit(
         plugins: the config's plugin modules (a user's model is registered by importing them).
     """
     out_dir = Path(out_dir).resolve()
-    init = {"in_channels": channels[0], "out_channels": channels[1], **model.options}
-    loop = _LoopConfig(model.name, init, asdict(training), seed, max(1, int(resources.cpus_per_train_worker)),
-                       checkpoint_bytes(warm_start) if warm_start else None, dict(meta or {}),
-                       tuple(plugins))  # fmt: skip
+    loop = FitSpec.of(model, channels, training, seed, threads=max(1, int(resources.cpus_per_train_worker)),
+                      warm_start=checkpoint_bytes(warm_start) if warm_start else None, meta=dict(meta or {}),
+                      plugins=tuple(plugins))  # fmt: skip
     scaling = scaling_config(resources)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
@@ -106,7 +89,7 @@ def fit(
 
 
 def _fit_ray_train(
-    datasets: dict[str, ray.data.Dataset], loop: _LoopConfig, scaling: ray.train.ScalingConfig, out_dir: Path
+    datasets: dict[str, ray.data.Dataset], loop: FitSpec, scaling: ray.train.ScalingConfig, out_dir: Path
 ) -> None:
     # Rank 0 hands the checkpoint to an inbox on this node rather than to Ray Train's storage, which
     # would have to be a disk every node shares.
@@ -153,7 +136,7 @@ def _write_files(files: dict[str, bytes], out_dir: Path) -> None:
 
 
 def _fit_task(
-    datasets: dict[str, ray.data.Dataset], loop: _LoopConfig, scaling: ray.train.ScalingConfig, out_dir: Path
+    datasets: dict[str, ray.data.Dataset], loop: FitSpec, scaling: ray.train.ScalingConfig, out_dir: Path
 ) -> None:
     """One worker in one Ray task; the checkpoint comes back as file contents (no shared disk needed)."""
     per_worker = scaling.resources_per_worker
@@ -162,15 +145,12 @@ def _fit_task(
 
 
 @ray.remote
-def _train_task(datasets: dict[str, ray.data.Dataset], loop: _LoopConfig) -> dict[str, bytes]:
-    from raysurr.runtime import quiet_ray_data
-
+def _train_task(datasets: dict[str, ray.data.Dataset], loop: FitSpec) -> dict[str, bytes]:
     quiet_ray_data()
     device = torch.device("cuda" if torch.cuda.is_available() and ray.get_gpu_ids() else "cpu")
     data = {name: _to_tensors(datasets[name].iter_batches(batch_size=256, batch_format="numpy"), device)
             for name in ("train", "val")}  # fmt: skip
-    net, spec = _network(loop)
-    return _checkpoint_files(_train(net.to(device), data, loop, spec, rank=0, world=1), spec)
+    return _checkpoint_files(*_train(loop, data, device, rank=0, world=1))
 
 
 def scaling_config(resources: ResourcesConfig) -> ray.train.ScalingConfig:
@@ -187,51 +167,30 @@ def scaling_config(resources: ResourcesConfig) -> ray.train.ScalingConfig:
 
 def train_loop_per_worker(config: dict[str, Any]) -> None:
     """The training loop every Ray Train worker runs."""
-    loop: _LoopConfig = config["loop"]
+    loop: FitSpec = config["loop"]
     context = ray.train.get_context()
     rank, world = context.get_world_rank(), context.get_world_size()
     device = ray.train.torch.get_device()
     data = {name: _to_tensors(ray.train.get_dataset_shard(name).iter_batches(batch_size=256, batch_format="numpy"),
                               device) for name in ("train", "val")}  # fmt: skip
-    net, spec = _network(loop)
-    run = _train(ray.train.torch.prepare_model(net), data, loop, spec, rank, world)
+    run, spec = _train(loop, data, device, rank, world, wrap=ray.train.torch.prepare_model)
     if rank == 0:
         ray.get(config["inbox"].put.remote(_checkpoint_files(run, spec)))
     ray.train.report({"epochs": len(run.history)}, checkpoint=None)
 
 
-def _network(loop: _LoopConfig) -> tuple[torch.nn.Module, SurrogateSpec]:
-    """The network to train: the same initial weights on every rank, or the warm-start checkpoint's
-    weights (then the spec carries that checkpoint's scaling, which fine-tuning keeps)."""
-    load_plugins(loop.plugins)
-    torch.set_num_threads(loop.threads)
-    torch.manual_seed(child_seed(loop.seed, "init"))
-    spec = SurrogateSpec(loop.model, loop.init, meta=loop.meta)
-    net = spec.build()
-    if loop.warm_start:
-        previous, weights = read_checkpoint(loop.warm_start)
-        net.load_state_dict(weights)
-        spec = SurrogateSpec(loop.model, loop.init, previous.transform, loop.meta, previous.inputs)
-    return net, spec
-
-
-def _train(model: torch.nn.Module, data: dict[str, tuple[torch.Tensor, torch.Tensor]], loop: _LoopConfig,
-           spec: SurrogateSpec, rank: int, world: int) -> Fit:  # fmt: skip
-    """Run `Fit` to the end (fine-tuning at the spec's scaling when warm-started); rank 0 logs every epoch."""
-    settings = TrainingConfig(**loop.training)
-    if rank == 0 and not log.handlers:  # worker processes have no logging set up; Ray forwards stderr
-        log.addHandler(logging.StreamHandler())
-        log.setLevel(logging.INFO)
-        log.propagate = False
-    order = torch.Generator().manual_seed(child_seed(loop.seed, "order", rank))
-    warm = (spec.inputs, spec.transform) if loop.warm_start else None
-    run = Fit(model, data["train"], data["val"], settings, order, world, warm_start=warm)
+def _train(loop: FitSpec, data: dict[str, tuple[torch.Tensor, torch.Tensor]], device: torch.device, rank: int,
+           world: int, wrap=None) -> tuple[Fit, SurrogateSpec]:  # fmt: skip
+    """Run the spec's `Fit` to the end (fine-tuning at the warm start's scaling); rank 0 logs every epoch."""
+    run, spec = loop.start(data["train"], data["val"], device, wrap, rank, world)
     while not run.done:
         record = run.step()
         if rank == 0:
-            log.info("epoch %d/%d train_loss %.5f val_wmae %.5f (%.1fs)", record["epoch"] + 1, settings.epochs,
-                     record["train_loss"], record["val_wmae"], record["seconds"])  # fmt: skip
-    return run
+            say(
+                f"epoch {record['epoch'] + 1}/{run.settings.epochs} train_loss {record['train_loss']:.5f} "
+                f"val_wmae {record['val_wmae']:.5f} ({record['seconds']:.1f}s)"
+            )
+    return run, spec
 
 
 def _to_tensors(batches, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:

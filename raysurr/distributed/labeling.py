@@ -22,16 +22,17 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 
 import numpy as np
+import pyarrow as pa
 import ray
 from ray.exceptions import RayActorError, RayTaskError
 
 from raysurr.config import LabelingConfig, ResourcesConfig, SimulatorConfig, load_plugins
 from raysurr.data.labels import LabelStore
+from raysurr.data.records import ChunkResult, FailureRecord
 from raysurr.data.store import samples_table
+from raysurr.distributed.runtime import check_fits, resource_known, thread_env
 from raysurr.errors import SimulationError
 from raysurr.progress import Progress
-from raysurr.records import ChunkResult, FailureRecord
-from raysurr.runtime import check_fits, resource_known, thread_env
 from raysurr.simulators import AbstractSimulator, build_simulator
 from raysurr.simulators.base import check_shapes, finite_rows
 
@@ -80,8 +81,6 @@ class SimulatorActor:
                            failures)  # fmt: skip
 
     def _one_by_one(self, sample_ids: np.ndarray, params: np.ndarray, attempt: int) -> ChunkResult:
-        import pyarrow as pa
-
         parts = [self.label(sample_ids[i : i + 1], params[i : i + 1], attempt) for i in range(len(sample_ids))]
         tables = [p.table for p in parts if p.table is not None]
         return ChunkResult(pa.concat_tables(tables) if tables else None, [f for p in parts for f in p.failures])

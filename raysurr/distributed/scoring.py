@@ -24,19 +24,20 @@ import ray
 import ray.data
 import torch
 
+from raysurr.acquisition import build_acquisition
 from raysurr.config import AcquisitionConfig, Config, ResourcesConfig, SimulatorConfig, load_plugins
+from raysurr.distributed.runtime import check_fits
 from raysurr.errors import DatasetError
 from raysurr.models.checkpoint import checkpoint_bytes, load_surrogate
 from raysurr.models.losses import per_sample_weighted_mae, roi_mae
 from raysurr.progress import Progress
-from raysurr.runtime import check_fits
 from raysurr.seeding import child_seed
+from raysurr.simulators import build_simulator
 
-METRICS = ("wmae", "mae_all", "mae_source", "mae_field")
-# The same errors of two trivial models, predicting zero and the training set's mean target, which
+# Beside the error metrics (`losses.error_metrics`), the same errors of two trivial models, predicting
+# zero and the training set's mean target, which
 # give each evaluation its skill: 1 - error / baseline error (> 0: better than the trivial model).
 BASELINES = ("zero", "mean")
-BASELINE_METRICS = tuple(f"{m}_{b}" for b in BASELINES for m in ("wmae", "mae_all"))
 
 
 def read_samples(path: str | Path, columns: list[str] | None = None) -> ray.data.Dataset:
@@ -57,7 +58,7 @@ class SampleMetrics:
 
     The weighted MAE is relative to the scale s of the checkpoint's targets (`training.normalize`):
     mean((1 + w2 tanh(w |y| / s)) |ŷ - y|) / s; the region MAEs are plain L1 errors in the data's
-    units. The "source" region is the simulator's `region_of_interest` of each input; the rest is "field".
+    units, over the simulator's `region_of_interest` of each input and over the rest (named by its `regions`).
     """
 
     def __init__(
@@ -69,8 +70,6 @@ class SampleMetrics:
         plugins: tuple[str, ...] = (),
         threads: int = 1,
     ) -> None:
-        from raysurr.simulators import build_simulator
-
         load_plugins(plugins)
         self.threads = threads
         self.device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -85,7 +84,7 @@ class SampleMetrics:
         y = torch.tensor(batch["target"], device=self.device)
         pred = self.model(x)
         region = torch.as_tensor(self.simulator.region_of_interest(np.asarray(batch["input"])), device=self.device)
-        regions = roi_mae(pred, y, region)
+        regions = roi_mae(pred, y, region, self.simulator.regions)
         out = {"sample_id": batch["sample_id"], "wmae": self._wmae(pred, y),
                **{f"mae_{name}": values.cpu().numpy() for name, values in regions.items()}}  # fmt: skip
         mean = self.model.baseline
@@ -104,7 +103,7 @@ def evaluate(checkpoint: str | Path, dataset: ray.data.Dataset, config: Config) 
     """Mean metrics of a checkpoint over a dataset (with `sample_id`, `input`, `target`).
 
     Returns:
-        {"wmae", "mae_all", "mae_source", "mae_field", "n"}; region means skip samples without
+        `losses.error_metrics(simulator.regions)`, `losses.SKILLS` and "n"; region means skip samples without
         pixels of that region.
     """
     check_score_fit(config.resources)
@@ -150,8 +149,8 @@ def _means(frame) -> dict[str, float]:
     `wmae_skill_zero`, `wmae_skill_mean`, `mae_skill_zero`, `mae_skill_mean`."""
     with warnings.catch_warnings():  # a region no sample has, or a checkpoint without a mean target: NaN
         warnings.simplefilter("ignore", RuntimeWarning)
-        out = {name: float(np.nanmean(frame[name])) if len(frame) else math.nan
-               for name in (*METRICS, *BASELINE_METRICS)}  # fmt: skip
+        names = [name for name in frame.keys() if name != "sample_id"]  # noqa: SIM118 (a pandas frame or a dict)
+        out = {name: float(np.nanmean(frame[name])) if len(frame) else math.nan for name in names}
     for base in BASELINES:
         out[f"wmae_skill_{base}"] = _skill(out["wmae"], out[f"wmae_{base}"])
         out[f"mae_skill_{base}"] = _skill(out["mae_all"], out[f"mae_all_{base}"])
@@ -177,7 +176,7 @@ def _in_blocks(dataset: ray.data.Dataset, resources: ResourcesConfig) -> ray.dat
 
 
 def _metrics(checkpoint: str | Path, dataset: ray.data.Dataset, config: Config):
-    """A pandas frame of per-sample metrics (sample_id and METRICS)."""
+    """A pandas frame of per-sample metrics: sample_id, `error_metrics`, the trivial models' errors."""
     kwargs = {"checkpoint": checkpoint_bytes(checkpoint), "loss_w": config.training.loss_w,
               "loss_w2": config.training.loss_w2, "simulator": config.simulator, "plugins": config.plugins}  # fmt: skip
     return _map(dataset, SampleMetrics, kwargs, config.resources).to_pandas()
@@ -228,9 +227,6 @@ class PoolScorer:
         seed: int = 0,
         threads: int = 1,
     ) -> None:
-        from raysurr.acquisition import build_acquisition
-        from raysurr.simulators import build_simulator
-
         load_plugins(plugins)
         self.threads = threads
         self.device = torch.device("cuda" if torch.cuda.is_available() else "cpu")

@@ -68,7 +68,7 @@ def _first_line(exc: BaseException) -> str:
 
 def quiet_ray_data() -> None:
     """raysurr prints its own progress lines; Ray Data's per-operator logs would drown them."""
-    import ray.data
+    import ray.data  # here, not at the top: Ray Data loads slowly, and only the processes that use it need it
 
     ray.data.DataContext.get_current().print_on_execution_start = False
     logging.getLogger("ray.data").setLevel(logging.WARNING)

@@ -14,7 +14,6 @@ from __future__ import annotations
 import logging
 import math
 import os
-import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,9 +27,9 @@ from ray.tune.schedulers import ASHAScheduler
 from ray.tune.search import BasicVariantGenerator
 
 from raysurr.config import Config, load_plugins, set_keys
-from raysurr.models import build_model
-from raysurr.models.fitting import Fit
-from raysurr.runtime import check_fits
+from raysurr.distributed.runtime import check_fits
+from raysurr.models.fitting import Fit, FitSpec
+from raysurr.progress import say
 from raysurr.seeding import child_seed
 
 METRIC = "score"
@@ -71,17 +70,14 @@ def train_trial(params: dict[str, Any], base: dict[str, Any], data: SweepData, t
     config = Config.from_dict(set_keys(base, params))
     load_plugins(config.plugins)
     logging.getLogger("ray.train").setLevel(logging.WARNING)  # not a line per checkpoint
-    torch.set_num_threads(threads)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")  # Tune exposes only this trial's GPUs
     channels = (data.train_x.shape[1], data.train_y.shape[1])
+    spec = FitSpec.of(config.model, channels, config.training, config.seed, threads=threads, plugins=config.plugins)
     val = (torch.tensor(data.val_x, device=device), torch.tensor(data.val_y, device=device))
     fits = []
-    for size in data.sizes:
-        torch.manual_seed(child_seed(config.seed, "init"))  # the same initial weights at every size
-        model = build_model(config.model, *channels).to(device)
+    for size in data.sizes:  # the same initial weights at every size, its own shuffling
         train = (torch.tensor(data.train_x[:size], device=device), torch.tensor(data.train_y[:size], device=device))
-        order = torch.Generator().manual_seed(child_seed(config.seed, "order", size))
-        fits.append(Fit(model, train, val, config.training, order))
+        fits.append(spec.start(train, val, device, stream=size)[0])
     checkpoint = ray.tune.get_checkpoint()
     if checkpoint is not None:
         with checkpoint.as_directory() as folder:
@@ -127,16 +123,15 @@ class TrialLines(ray.tune.Callback):
 
     def on_trial_result(self, iteration, trials, trial, result, **info) -> None:
         extra = f" gain {result['gain']:.3g}" if "gain" in result else ""
-        print(f"trial {trial.trial_id} epoch {int(result['epochs'])}: score {result[METRIC]:.5g}{extra}",
-              file=sys.stderr)  # fmt: skip
+        say(f"trial {trial.trial_id} epoch {int(result['epochs'])}: score {result[METRIC]:.5g}{extra}")
 
     def on_trial_complete(self, iteration, trials, trial, **info) -> None:
         self.ended += 1
-        print(f"trial {trial.trial_id} ended ({self.ended}/{len(trials)} trials ended)", file=sys.stderr)
+        say(f"trial {trial.trial_id} ended ({self.ended}/{len(trials)} trials ended)")
 
     def on_trial_error(self, iteration, trials, trial, **info) -> None:
         self.ended += 1
-        print(f"trial {trial.trial_id} failed: see {trial.path}", file=sys.stderr)
+        say(f"trial {trial.trial_id} failed: see {trial.path}")
 
 
 def run_sweep(config: Config, data: SweepData, folder: Path, resume: bool) -> ray.tune.ResultGrid:

@@ -101,12 +101,6 @@ def _has_content(folder: Path) -> bool:
     return folder.is_dir() and any(p.name != LOCK_NAME for p in folder.iterdir())
 
 
-def write_resolved_config(config: Config, directory: Path) -> Path:
-    from raysurr.data.store import write_text
-
-    return write_text(directory / "config.yaml", config.to_yaml())
-
-
 def invoke(main: Callable[[Sequence[str] | None], int], prog: str, argv: Sequence[str] | None = None) -> int:
     """Run a command's main and return its exit status; a RaysurrError becomes one line on stderr.
 
@@ -123,11 +117,6 @@ def invoke(main: Callable[[Sequence[str] | None], int], prog: str, argv: Sequenc
     except KeyboardInterrupt:
         print(f"{prog}: interrupted", file=sys.stderr)
         return 130
-
-
-def run(main: Callable[[Sequence[str] | None], int], prog: str) -> None:
-    """`invoke` then exit with its status: what every `python -m raysurr.X` does."""
-    sys.exit(invoke(main, prog))
 
 
 def remote_error(exc: BaseException, log: Path) -> RaysurrError:
@@ -156,3 +145,38 @@ def _last_line(exc: BaseException) -> str:
 
 def one_line(exc: BaseException) -> str:
     return " | ".join(line.strip() for line in str(exc).splitlines() if line.strip()) or type(exc).__name__
+
+
+# What `--resume --set` may change: how long the run goes on and how it uses the cluster, never what
+# the rounds already run mean (the seed, the model, the acquisition function, the simulator, ...).
+RESUMABLE = ("loop.rounds", "loop.label_budget", "loop.target_val_wmae", "loop.target_test_wmae", "resources.",
+             "labeling.")  # fmt: skip
+
+
+def resume_changes(stored: Config, config: Config, also: tuple[str, ...] = ()) -> list[tuple[str, object, object]]:
+    """The (key, old, new) that `--set` changes on resume; ConfigError if one may not change.
+
+    Args:
+        also: keys (or `section.` prefixes) the caller allows besides `RESUMABLE`.
+    """
+    allowed = (*RESUMABLE, *also)
+    old, new = _flat(stored.to_dict()), _flat(config.to_dict())
+    changes = [(key, old.get(key), new.get(key)) for key in sorted(old.keys() | new.keys())
+               if old.get(key) != new.get(key)]  # fmt: skip
+    for key, before, after in changes:
+        if not key.startswith(allowed):
+            raise ConfigError(f"--resume cannot change {key} ({before!r} -> {after!r}): the rounds already run would "
+                              f"no longer match the config; start a new run instead. On resume only "
+                              f"{', '.join(k.rstrip('.') + ('.*' if k.endswith('.') else '') for k in allowed)} "
+                              "may change")  # fmt: skip
+    return changes
+
+
+def _flat(data: dict, prefix: str = "") -> dict[str, object]:
+    out: dict[str, object] = {}
+    for key, value in data.items():
+        if isinstance(value, dict) and key not in ("options",):
+            out.update(_flat(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out

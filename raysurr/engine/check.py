@@ -18,7 +18,9 @@ from raysurr.config import load_config
 from raysurr.data.dataset import MANIFEST, open_dataset
 from raysurr.data.labels import LabelStore
 from raysurr.data.store import PartStore
+from raysurr.engine.run_folder import RunFolder, evaluation_dir
 from raysurr.errors import ConfigError, RaysurrError
+from raysurr.simulators import build_simulator
 
 
 def check(folder: Path) -> list[tuple[str, str | None]]:
@@ -36,16 +38,13 @@ def check(folder: Path) -> list[tuple[str, str | None]]:
 
 
 def check_run(root: Path) -> list[tuple[str, str | None]]:
-    from raysurr.driver import ALDriver, RunFolder
-    from raysurr.simulators import build_simulator
-
     folder = RunFolder(root)
     results = [_attempt(f"{root}: state", folder.read_state)]
     config = load_config(root / "config.yaml")
     simulator = build_simulator(config.simulator)
     results.append(_attempt(f"{root}: label store", lambda: folder.store.verify(simulator.input_shape,
                                                                                  simulator.output_shape)))  # fmt: skip
-    eval_dir = ALDriver.eval_dir_of(config, folder.root)
+    eval_dir = evaluation_dir(config, folder.root)
     if (eval_dir / MANIFEST).is_file():
         results += check_dataset(eval_dir)
     return results
