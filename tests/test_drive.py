@@ -112,8 +112,7 @@ def test_resume_after_sigkill_in_each_phase_selects_the_same(reference):
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
         killed.append(_kill_when(proc, run, phase, round_idx, delay))
     assert killed == [True, True, True]
-    result = run_command(*resume, env={"PYTHONPATH": str(REPO)})
-    assert result.returncode == 0, result.stderr[-2000:]
+    assert main(resume[2:]) == 0  # in this process's Ray: the killed ones' drivers died with their clusters
     assert labeled_ids(run) == labeled_ids(reference)
     with (run / "rounds.csv").open() as handle:
         assert [int(r["n_labeled"]) for r in csv.DictReader(handle)] == [16, 24]

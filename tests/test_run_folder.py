@@ -138,6 +138,12 @@ def invoke_check(folder: Path) -> tuple[int, str]:
 def test_check_reports_a_sound_run_and_names_a_damaged_part(copy):
     code, out = invoke_check(copy)
     assert code == 0 and "problem" not in out and "label store" in out
+    assert "every label was selected" in out
+    state = json.loads((copy / "state.json").read_text())
+    dropped = state["selections"][1].pop()
+    (copy / "state.json").write_text(json.dumps(state))
+    code, out = invoke_check(copy)
+    assert code == 1 and f"1 labels no round selected (e.g. sample {dropped})" in out
     (copy / "labels" / "part-000001.parquet").unlink()
     code, out = invoke_check(copy)
     assert code == 1 and "problem" in out and "part-000001.parquet' is listed in the manifest but missing" in out
@@ -258,9 +264,8 @@ def test_a_second_command_on_a_running_folder_is_refused(finished, tmp_path):
     finally:
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
-    result = run_command("-m", "raysurr.drive", "--resume", str(run), "--set", "loop.rounds=1",
-                         env={"PYTHONPATH": str(REPO)})  # fmt: skip
-    assert result.returncode == 0, result.stderr[-2000:]  # the lock died with its holder
+    code, err = resume(run, "--set", "loop.rounds=1")
+    assert code == 0, err  # the lock died with its holder
 
 
 def test_an_error_inside_the_driver_reaches_the_command_as_one_line(tmp_path):

@@ -19,7 +19,7 @@ from raysurr.data.dataset import MANIFEST, open_dataset
 from raysurr.data.labels import LabelStore
 from raysurr.data.store import PartStore
 from raysurr.engine.run_folder import RunFolder, evaluation_dir
-from raysurr.errors import ConfigError, RaysurrError
+from raysurr.errors import ConfigError, RaysurrError, StoreError
 from raysurr.simulators import build_simulator
 
 
@@ -44,6 +44,8 @@ def check_run(root: Path) -> list[tuple[str, str | None]]:
     simulator = build_simulator(config.simulator)
     results.append(_attempt(f"{root}: label store", lambda: folder.store.verify(simulator.input_shape,
                                                                                  simulator.output_shape)))  # fmt: skip
+    if results[0][1] is None and folder.state.exists():
+        results.append(_attempt(f"{root}: every label was selected", lambda: _all_selected(folder)))
     eval_dir = evaluation_dir(config, folder.root)
     if (eval_dir / MANIFEST).is_file():
         results += check_dataset(eval_dir)
@@ -69,6 +71,14 @@ def check_dataset(root: Path) -> list[tuple[str, str | None]]:
         results.append(_attempt(f"{root}: split {split}", verify))
     results.append(_attempt(f"{root}: failures", lambda: PartStore(root / "failures").check(checksums=True)))
     return results
+
+
+def _all_selected(folder: RunFolder) -> None:
+    """Every labelled id is one that a round selected, as state.json records it."""
+    unselected = folder.store.labeled_ids() - folder.read_state().selected_in().keys()
+    if unselected:
+        raise StoreError(f"{len(unselected)} labels no round selected (e.g. sample {min(unselected)}): state.json "
+                         "and the label store disagree; restore state.json from a backup")  # fmt: skip
 
 
 def _attempt(what: str, check: Callable[[], object]) -> tuple[str, object]:
