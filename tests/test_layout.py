@@ -68,3 +68,8 @@ def test_readme_opens_with_the_two_commands_and_ci_runs_the_second():
     assert lines[2] == "```bash" and lines[5] == "```"
     assert lines[3].endswith(".venv/bin/python -m raysurr.drive --config configs/quickstart.yaml")
     assert lines[4] in (REPO / ".ci" / "run").read_text().splitlines()
+
+
+def test_every_package_has_an_init_so_that_a_wheel_ships_it():
+    folders = {p.parent for p in PACKAGE.rglob("*.py") if "__pycache__" not in p.parts}
+    assert [str(f.relative_to(REPO)) for f in folders if not (f / "__init__.py").is_file()] == []
