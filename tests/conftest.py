@@ -16,15 +16,23 @@ REPO = Path(__file__).resolve().parents[1]
 collect_ignore = ["failing_model.py"]
 
 
+@pytest.fixture(scope="session")
+def _ray_session():
+    yield
+    import ray
+
+    ray.shutdown()
+
+
 @pytest.fixture(scope="module")
-def ray_local():
-    """A 2-CPU local Ray shared by the tests of one module."""
+def ray_local(_ray_session):
+    """A 2-CPU local Ray: started by the first module that needs one and shared by the later ones, whose
+    workers then have torch imported already (a module that needs its own cluster shuts it down first)."""
     ray = pytest.importorskip("ray")
     from raysurr.distributed.runtime import connect
 
     connect(num_cpus=2, dashboard=False)
-    yield ray
-    ray.shutdown()
+    return ray
 
 
 def run_command(*args: str, cwd: Path | None = None, timeout: float = 240, env: dict | None = None):

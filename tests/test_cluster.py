@@ -64,6 +64,7 @@ def fake_cluster():
     ray = pytest.importorskip("ray")
     from ray.cluster_utils import Cluster
 
+    ray.shutdown()  # the local Ray other modules share, if one runs: this module needs its own cluster
     cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 0, "include_dashboard": False})
     simulators = cluster.add_node(num_cpus=2, resources={"simulator": 2})
     gpu = cluster.add_node(num_cpus=1, num_gpus=1)

@@ -24,6 +24,7 @@ from raysurr import commands as utilities
 from raysurr.commands import dataset, drive
 from raysurr.commands.common import invoke
 from raysurr.data.store import tensor_array, write_table
+from raysurr.errors import RunFailed
 from raysurr.seeding import generator
 from raysurr.simulators import build_simulator
 from tests.conftest import REPO, run_command
@@ -269,7 +270,7 @@ def test_a_second_command_on_a_running_folder_is_refused(finished, tmp_path):
 
 
 def test_an_error_inside_the_driver_reaches_the_command_as_one_line(tmp_path):
-    """A plugin model that fails in training: exit 1, one error line naming the log; --debug adds the traceback."""
+    """A plugin model that fails in training: exit 1, one error line naming the log that holds the traceback."""
     run = tmp_path / "r"
     args = ["-m", "raysurr.drive", "--config", QUICK, "--run-dir", str(run), *SETS, "--set",
             "plugins=[tests.failing_model]", "--set", "model={name: fails_in_training}"]  # fmt: skip
@@ -279,5 +280,17 @@ def test_an_error_inside_the_driver_reaches_the_command_as_one_line(tmp_path):
     assert errors == [f"raysurr.drive: error: the run failed inside Ray (RuntimeError: fails_in_training: this model "
                       f"always fails); the traceback is in {run / 'error.log'}, --debug prints it"]  # fmt: skip
     assert "Traceback" in (run / "error.log").read_text() or "File " in (run / "error.log").read_text()
-    result = run_command("-m", "raysurr.drive", "--resume", str(run), "--debug", env={"PYTHONPATH": str(REPO)})
-    assert result.returncode == 1 and 'File "' in result.stderr and "fails_in_training" in result.stderr
+
+
+def test_debug_prints_the_remote_traceback_after_the_one_line(capsys):
+    def failing(argv):
+        error = RunFailed("the run failed inside Ray (RuntimeError: boom)")
+        error.detail = 'Traceback (most recent call last):\n  File "model.py", line 3\nRuntimeError: boom'
+        raise error
+
+    assert invoke(failing, "raysurr.drive", ["--resume", "r"]) == 1
+    assert capsys.readouterr().err == "raysurr.drive: error: the run failed inside Ray (RuntimeError: boom)\n"
+    assert invoke(failing, "raysurr.drive", ["--resume", "r", "--debug"]) == 1
+    first, *trace = capsys.readouterr().err.splitlines()
+    assert first.startswith("raysurr.drive: error: ")
+    assert trace == ["Traceback (most recent call last):", '  File "model.py", line 3', "RuntimeError: boom"]

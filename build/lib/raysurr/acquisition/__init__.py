@@ -1,0 +1,35 @@
+"""Acquisition functions (pure numpy/torch, no Ray). Importing this package registers the built-in ones."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from raysurr.acquisition.base import ACQUISITIONS, AbstractAcquisition, Candidates, k_center, register_acquisition
+from raysurr.acquisition.functions import TOD, Coreset, Diversity, Ensemble, Entropy, Hybrid, Random, StochasticBatch
+from raysurr.config import AcquisitionConfig
+
+
+def build_acquisition(config: AcquisitionConfig | Mapping[str, Any]) -> AbstractAcquisition:
+    """Build from a config section (or a plain mapping, as wrappers hold their inner function)."""
+    if not isinstance(config, AcquisitionConfig):
+        config = AcquisitionConfig.from_dict(config)
+    return ACQUISITIONS.build(config.name, section="acquisition", **config.options)
+
+
+__all__ = [
+    "ACQUISITIONS",
+    "TOD",
+    "AbstractAcquisition",
+    "Candidates",
+    "Coreset",
+    "Diversity",
+    "Ensemble",
+    "Entropy",
+    "Hybrid",
+    "Random",
+    "StochasticBatch",
+    "build_acquisition",
+    "k_center",
+    "register_acquisition",
+]

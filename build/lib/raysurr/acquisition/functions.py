@@ -1,0 +1,170 @@
+"""The acquisition functions: the study's four and the wider state of the art."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from raysurr.acquisition.base import (
+    AbstractAcquisition,
+    Candidates,
+    check_k,
+    k_center,
+    register_acquisition,
+    top_k,
+)
+from raysurr.errors import ConfigError
+from raysurr.models.layers import mc_dropout
+from raysurr.models.losses import source_weight
+
+
+@register_acquisition("random")
+class Random(AbstractAcquisition):
+    """Uniform choice of k candidates (the baseline)."""
+
+    def select(self, candidates: Candidates, k: int, rng: np.random.Generator) -> np.ndarray:
+        check_k(candidates, k)
+        return rng.choice(candidates.ids, size=k, replace=False)
+
+
+class AbstractTopK(AbstractAcquisition):
+    """Scores every candidate and takes the k highest."""
+
+    def select(self, candidates: Candidates, k: int, rng: np.random.Generator) -> np.ndarray:
+        return top_k(candidates, k)
+
+
+@register_acquisition("entropy")
+class Entropy(AbstractTopK):
+    """MC-dropout variance weighted towards sources: mean of (1 + w2·tanh(|ȳ|))·(ŷ_t − ȳ)² (the study's).
+
+    Args:
+        passes: T forward passes with only the dropout layers active, run as one batched forward.
+        w2: weight of the source term.
+    """
+
+    models = 1
+
+    def __init__(self, passes: int = 3, w2: float = 2000.0) -> None:
+        if passes < 2:
+            raise ConfigError(f"acquisition.passes must be >= 2 for a variance, got {passes}")
+        self.passes, self.w2 = passes, w2
+
+    @torch.no_grad()
+    def score_batch(self, models: Sequence[nn.Module], x: torch.Tensor) -> torch.Tensor:
+        model = mc_dropout(models[0])
+        outputs = model(x.repeat(self.passes, *([1] * (x.dim() - 1)))).unflatten(0, (self.passes, len(x)))
+        model.eval()
+        mean = outputs.mean(0)
+        variance = ((outputs - mean) ** 2).mean(0)
+        return (source_weight(mean, 1.0, self.w2) * variance).flatten(1).mean(1)
+
+
+@register_acquisition("tod")
+class TOD(AbstractTopK):
+    """Temporal output discrepancy: ½ Σ (f_r(x) − f_{r−1}(x))² between this round's model and the last's."""
+
+    models = 2
+
+    @torch.no_grad()
+    def score_batch(self, models: Sequence[nn.Module], x: torch.Tensor) -> torch.Tensor:
+        current, previous = models[0].eval(), models[1].eval()
+        return 0.5 * ((current(x) - previous(x)) ** 2).flatten(1).sum(1)
+
+
+@register_acquisition("ensemble")
+class Ensemble(AbstractTopK):
+    """Variance across K independently trained models, averaged over pixels (top-K on ensemble variance)."""
+
+    def __init__(self, members: int = 2) -> None:
+        if members < 2:
+            raise ConfigError(f"acquisition.members must be >= 2 for a variance, got {members}")
+        self.models = members
+
+    @torch.no_grad()
+    def score_batch(self, models: Sequence[nn.Module], x: torch.Tensor) -> torch.Tensor:
+        outputs = torch.stack([m.eval()(x) for m in models])
+        return outputs.var(0, unbiased=False).flatten(1).mean(1)
+
+
+@register_acquisition("diversity")
+class Diversity(AbstractAcquisition):
+    """Greedy k-centre in the simulator's parameter embedding, starting from the labelled set (the study's)."""
+
+    vectors = "embedding"
+
+    def select(self, candidates: Candidates, k: int, rng: np.random.Generator) -> np.ndarray:
+        check_k(candidates, k)
+        return candidates.ids[k_center(candidates.vectors, candidates.labeled_vectors, k, rng)]
+
+
+@register_acquisition("coreset")
+class Coreset(Diversity):
+    """Core-Set: greedy k-centre on the model's latent features, starting from the labelled set."""
+
+    models = 1
+    vectors = "features"
+
+
+@register_acquisition("stochastic")
+class StochasticBatch(AbstractAcquisition):
+    """Wraps a scoring function: samples k without replacement with probability ∝ score^β.
+
+    Avoids the redundant batches that top-k picks from one high-scoring region. Uses the Gumbel
+    top-k trick, which is exactly sequential sampling without replacement.
+
+    Args:
+        inner: the wrapped function's section, e.g. `{name: entropy, passes: 3}`.
+        beta: sharpness; 0 is uniform, large values approach top-k.
+    """
+
+    def __init__(self, inner: Mapping[str, Any] | None = None, beta: float = 1.0) -> None:
+        from raysurr.acquisition import build_acquisition
+
+        if beta < 0:
+            raise ConfigError(f"acquisition.beta must be >= 0, got {beta}")
+        self.inner = build_acquisition(inner or {"name": "entropy"})
+        self.models, self.vectors, self.beta = self.inner.models, self.inner.vectors, beta
+
+    def score_batch(self, models, x):
+        return self.inner.score_batch(models, x)
+
+    def select(self, candidates: Candidates, k: int, rng: np.random.Generator) -> np.ndarray:
+        check_k(candidates, k)
+        scores = np.maximum(np.asarray(candidates.scores, dtype=np.float64), 1e-300)
+        keys = self.beta * np.log(scores) + rng.gumbel(size=len(scores))
+        return candidates.ids[np.argsort(-keys, kind="stable")[:k]]
+
+
+@register_acquisition("hybrid")
+class Hybrid(AbstractAcquisition):
+    """Wraps a scoring function: shortlist the top `shortlist`·k by score, then k-centre within it.
+
+    Args:
+        inner: the wrapped function's section (default entropy).
+        shortlist: shortlist size as a multiple of k.
+    """
+
+    vectors = "embedding"
+
+    def __init__(self, inner: Mapping[str, Any] | None = None, shortlist: float = 4.0) -> None:
+        from raysurr.acquisition import build_acquisition
+
+        if shortlist < 1:
+            raise ConfigError(f"acquisition.shortlist must be >= 1, got {shortlist}")
+        self.inner = build_acquisition(inner or {"name": "entropy"})
+        self.models, self.shortlist = self.inner.models, shortlist
+
+    def score_batch(self, models, x):
+        return self.inner.score_batch(models, x)
+
+    def select(self, candidates: Candidates, k: int, rng: np.random.Generator) -> np.ndarray:
+        check_k(candidates, k)
+        size = min(len(candidates.ids), int(np.ceil(self.shortlist * k)))
+        best = np.argsort(-np.asarray(candidates.scores), kind="stable")[:size]
+        short = candidates.subset(best)
+        return short.ids[k_center(short.vectors, short.labeled_vectors, k, rng)]

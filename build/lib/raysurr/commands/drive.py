@@ -1,0 +1,113 @@
+"""`python -m raysurr.drive`: run (or resume) an active-learning loop, the product's main job.
+
+Example:
+    python -m raysurr.drive --config configs/quickstart.yaml
+    python -m raysurr.drive --resume runs/quickstart-20261122-120000
+    python -m raysurr.drive --resume runs/quickstart-20261122-120000 --set loop.rounds=10 --retry-failed
+    python -m raysurr.drive --config configs/study-unet.yaml --address auto   # on a running cluster
+
+The run folder holds the resolved config, `state.json`, the candidate pool, the label store
+(`labels/`, `failures/`), `checkpoints/round_NNN/`, `rounds.csv`, `learning_curve.png` and
+`predictions.png`. The command locks the folder while it runs; everything it checks (the config,
+the model against the simulator's shapes, the candidates, what the cluster can give) is checked
+before the folder is created or changed.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Sequence
+from pathlib import Path
+
+import ray
+from ray.exceptions import RayActorError, RayTaskError
+
+from raysurr.commands.common import (
+    Parser,
+    add_address_argument,
+    add_config_arguments,
+    claim_folder,
+    claim_new_folder,
+    config_from_args,
+    output_folder,
+    remote_error,
+    resume_changes,
+)
+from raysurr.config import Config, load_config
+from raysurr.data.store import write_config
+from raysurr.distributed.runtime import connect
+from raysurr.engine import run_folder
+from raysurr.engine.launch import check_resources, check_run, start_driver
+from raysurr.engine.run_folder import RunFolder, RunState
+from raysurr.errors import ConfigError
+from raysurr.progress import say
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = Parser(prog="python -m raysurr.drive", description=__doc__.split("\n")[0])
+    parser.add_argument("--run-dir", type=Path, help="run folder (default: runs/NAME-YYYYmmdd-HHMMSS)")
+    parser.add_argument("--resume", type=Path, metavar="RUN_DIR", help="continue a run where it stopped")
+    parser.add_argument("--retry-failed", action="store_true",
+                        help="with --resume: simulate the samples recorded as failed again")  # fmt: skip
+    add_config_arguments(parser)
+    add_address_argument(parser)
+    return parser.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    if args.retry_failed and not args.resume:
+        raise ConfigError("--retry-failed continues a run; give it with --resume RUN_DIR")
+    if args.resume:
+        return resume(args)
+    config = config_from_args(args)
+    check_run(config)
+    run_dir = output_folder(args.run_dir, config.name, "run")
+    connect(args.address)
+    check_resources(config)
+    with claim_new_folder(run_dir, "run"):  # every check has passed: only now does the folder exist
+        write_config(config, run_dir)
+        return drive(run_dir, config)
+
+
+def resume(args: argparse.Namespace) -> int:
+    if args.config or args.run_dir:
+        raise ConfigError("--resume takes the run's own config.yaml; drop --config and --run-dir")
+    folder = RunFolder(args.resume)
+    with claim_folder(args.resume, "run"):
+        stored = load_config(args.resume / "config.yaml")
+        config = load_config(args.resume / "config.yaml", args.overrides)
+        changes = resume_changes(stored, config)
+        check_run(config)
+        state = folder.read_state()
+        if state.phase != "prepare":
+            folder.store.verify()
+        connect(args.address)
+        check_resources(config)
+        if changes or args.retry_failed:  # validated: now the folder may change
+            record_resume(folder, state, config, changes, args.retry_failed)
+        return drive(args.resume, config)
+
+
+def drive(run_dir: Path, config: Config) -> int:
+    """Run the loop in the ALDriver actor; an error inside it reaches the user as one line."""
+    say(f"run folder: {run_dir}")
+    driver = start_driver(run_dir, config)
+    try:
+        result = ray.get(driver.run.remote())
+    except (RayTaskError, RayActorError) as exc:
+        raise remote_error(exc, RunFolder(run_dir).error_log) from None
+    finally:
+        ray.kill(driver)
+    print(f"done ({result['stopped']}); rounds: {run_dir / 'rounds.csv'}")
+    return 0
+
+
+def record_resume(folder: RunFolder, state: RunState, config: Config, changes: list, retry_failed: bool) -> None:
+    """Say what the resume changes, record it in the state, write the changed config."""
+    for key, before, after in changes:
+        say(f"resume: {key} {before!r} -> {after!r} from round {state.round} ({state.phase})")
+    if retry_failed:
+        say(f"resume: {len(folder.store.failed_ids())} failed samples will be simulated again")
+    run_folder.record_resume(folder, state, changes, retry_failed)
+    write_config(config, folder.root)

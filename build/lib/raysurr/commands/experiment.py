@@ -1,0 +1,202 @@
+"""`python -m raysurr.experiment`: a grid of AL runs (architectures x acquisition functions x seeds) and the report.
+
+Examples:
+    python -m raysurr.experiment --config configs/experiments/study-cpu.yaml --out runs/study-cpu
+    python -m raysurr.experiment --resume runs/study-cpu          # continue: finished runs are kept
+    python -m raysurr.experiment --report runs/study-cpu          # rewrite report.md from what has finished
+
+Every run is the base config with one model section, one acquisition section and one seed (the
+config's `experiment` section). Runs of one seed share the candidate pool and the initial labelled
+set; every run shares the validation and test sets (`pool.eval_seed`, cached in `OUT/.eval-cache`).
+`experiment.parallel` runs go side by side on the cluster, each an ALDriver actor asking for its
+config's resources; each is resumable on its own. After every finished run the command rewrites:
+
+    summary.csv                 per finished run and round: model, acquisition, seed, run, rounds.csv's columns
+    report.md                   labels needed to reach random's full-budget error, errors at fixed budgets
+    learning_curve-MODEL.png    test weighted, source-region and field MAE against labels, per acquisition function
+    runs/MODEL-ACQUISITION-sSEED/   each run's own folder (as python -m raysurr.drive writes it)
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import ray
+from ray.exceptions import RayActorError, RayTaskError
+
+from raysurr.commands.common import (
+    Parser,
+    add_address_argument,
+    add_config_arguments,
+    claim_folder,
+    claim_new_folder,
+    config_from_args,
+    output_folder,
+    remote_error,
+    resume_changes,
+)
+from raysurr.config import Config, load_config, set_keys
+from raysurr.data.lock import FolderLock
+from raysurr.data.store import write_config
+from raysurr.distributed.runtime import connect
+from raysurr.engine.launch import check_resources, check_run, start_driver
+from raysurr.engine.report import KEYS, read_summary, write_report
+from raysurr.engine.run_folder import RunFolder
+from raysurr.errors import ConfigError, RaysurrError
+from raysurr.progress import say
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = Parser(prog="python -m raysurr.experiment", description=__doc__.split("\n")[0])
+    parser.add_argument("--out", type=Path, help="experiment folder (default: runs/experiment-NAME-YYYYmmdd-HHMMSS)")
+    parser.add_argument("--resume", type=Path, metavar="DIR", help="continue an experiment; finished runs are kept")
+    parser.add_argument("--report", type=Path, metavar="DIR", help="only rewrite an experiment's summary and report")
+    add_config_arguments(parser)
+    add_address_argument(parser)
+    return parser.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    if args.report:
+        with claim_folder(args.report, "experiment"):
+            config = load_config(args.report / "config.yaml")
+            summarize(args.report, config)
+        say(f"wrote {args.report / 'report.md'}")
+        return 0
+    if args.resume:
+        if args.config or args.out:
+            raise ConfigError("--resume takes the experiment's own config.yaml; drop --config and --out")
+        with claim_folder(args.resume, "experiment"):
+            config = load_config(args.resume / "config.yaml", args.overrides)
+            changes = resume_changes(load_config(args.resume / "config.yaml"), config, ("experiment.parallel",))
+            check_grid(config)
+            connect(args.address)
+            check_grid_resources(config)
+            if changes:
+                write_config(config, args.resume)
+            return experiment(args.resume, config)
+    config = config_from_args(args)
+    if not config.experiment.acquisitions:
+        raise ConfigError("experiment.acquisitions is empty: name the functions to compare, e.g. {random: {}, tod: {}}")
+    check_grid(config)  # before the folder exists: a mistake leaves nothing behind
+    folder = output_folder(args.out, f"experiment-{config.name}", "experiment")
+    connect(args.address)
+    check_grid_resources(config)
+    with claim_new_folder(folder, "experiment"):
+        write_config(config, folder)
+        return experiment(folder, config)
+
+
+def experiment(folder: Path, config: Config) -> int:
+    runs = plan(config)
+    say(f"experiment: {len(runs)} runs, {config.experiment.parallel} side by side; folder {folder}")
+    start = time.perf_counter()
+    execute(folder, config, runs)
+    print(f"done: {len(runs)} runs in {time.perf_counter() - start:.0f}s; report: {folder / 'report.md'}")
+    return 0
+
+
+def plan(config: Config) -> dict[tuple[str, str, int], Config]:
+    """{(model, acquisition, seed): the run's config}, seed-major so that an early stop leaves whole seeds."""
+    grid = config.experiment
+    models = grid.sections("models") or {config.model.name: config.model.to_dict()}
+    base = config.to_dict()
+    eval_cache = base["pool"]["eval_cache"]
+    runs = {}
+    for seed in grid.seeds:
+        for model, model_section in models.items():
+            for acquisition, acquisition_section in grid.sections("acquisitions").items():
+                data = set_keys(base, {"name": f"{config.name}-{model}-{acquisition}-s{seed}", "seed": seed,
+                                       "pool.eval_seed": config.seed, "pool.eval_cache": eval_cache})  # fmt: skip
+                data["model"], data["acquisition"] = model_section, acquisition_section
+                runs[(model, acquisition, seed)] = Config.from_dict(data)
+    return runs
+
+
+def check_grid(config: Config) -> None:
+    """Every architecture and acquisition function of the grid exists and builds."""
+    for run_config in {(c.model.name, c.acquisition.name): c for c in plan(config).values()}.values():
+        check_run(run_config)
+
+
+def check_grid_resources(config: Config) -> None:
+    for run_config in {(c.model.name, c.acquisition.name): c for c in plan(config).values()}.values():
+        check_resources(run_config)
+
+
+def run_dir(folder: Path, key: tuple[str, str, int]) -> Path:
+    model, acquisition, seed = key
+    return folder / "runs" / f"{model}-{acquisition}-s{seed}"
+
+
+def execute(folder: Path, config: Config, runs: dict[tuple[str, str, int], Config]) -> None:
+    """Run every unfinished run, `parallel` at a time; rewrite the summary after each."""
+    if config.pool.eval_cache is None:  # one cache for the whole experiment, inside its folder
+        runs = {key: _with_cache(c, folder / ".eval-cache") for key, c in runs.items()}
+    todo = [key for key in runs if not RunFolder(run_dir(folder, key)).finished()]
+    say(f"{len(runs) - len(todo)} runs already finished; {len(todo)} to go")
+    active: dict[ray.ObjectRef, tuple[tuple[str, str, int], ray.actor.ActorHandle, FolderLock]] = {}
+    done, failed = len(runs) - len(todo), []
+    try:
+        while todo or active:
+            while todo and len(active) < config.experiment.parallel:
+                key = todo.pop(0)
+                path = run_dir(folder, key)
+                path.mkdir(parents=True, exist_ok=True)
+                lock = FolderLock(path, "run folder").acquire()  # as a `drive` of it would: one writer
+                write_config(runs[key], path)
+                driver = start_driver(path, runs[key])
+                active[driver.run.remote()] = (key, driver, lock)
+                say(f"started {path.name}")
+            ready, _ = ray.wait(list(active), num_returns=1)
+            key, driver, lock = active.pop(ready[0])
+            name = run_dir(folder, key).name
+            try:
+                result = ray.get(ready[0])
+            except (RayTaskError, RayActorError) as exc:  # one broken run must not stop a grid of hours
+                failed.append(name)
+                error = remote_error(exc, RunFolder(run_dir(folder, key)).error_log)
+                say(f"run {name} failed ({error}); the others go on, --resume retries it")
+                continue
+            finally:
+                ray.kill(driver)
+                lock.release()
+            done += 1
+            say(f"finished {name} ({result['stopped']}); {done}/{len(runs)} runs done")
+            summarize(folder, config)
+    finally:
+        for _, driver, lock in active.values():
+            ray.kill(driver)
+            lock.release()
+    if failed:
+        raise RaysurrError(f"{len(failed)} runs failed ({', '.join(failed)}); see their errors above and continue "
+                           f"with --resume {folder}")  # fmt: skip
+
+
+def _with_cache(config: Config, cache: Path) -> Config:
+    return Config.from_dict(set_keys(config.to_dict(), {"pool.eval_cache": str(cache.resolve())}))
+
+
+def summarize(folder: Path, config: Config) -> None:
+    """summary.csv from every finished run's rounds.csv, then report.md and the figures."""
+    rows, columns = [], {}
+    for key in plan(config):
+        run = RunFolder(run_dir(folder, key))
+        if not run.finished():
+            continue
+        with run.rounds_csv.open(newline="") as handle:
+            for row in csv.DictReader(handle):
+                rows.append({**dict(zip(KEYS, key, strict=True)), "run": run.root.name, **row})
+                columns.update(dict.fromkeys(row))
+    if not rows:
+        return
+    with (folder / "summary.csv").open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=[*KEYS, "run", *columns])
+        writer.writeheader()
+        writer.writerows(rows)
+    write_report(read_summary(folder / "summary.csv"), folder, config.experiment.reference, config.experiment.budgets)

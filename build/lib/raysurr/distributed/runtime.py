@@ -1,0 +1,120 @@
+"""Connecting to Ray: a local cluster by default, or a running one with `--address`."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import socket
+
+import ray
+
+from raysurr.errors import ConfigError, ResourceError
+
+# One BLAS/OpenMP thread per worker unless a stage asks for more: oversubscribed threads on a
+# small machine slow everything several times over.
+WORKER_ENV = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"}
+
+
+def connect(address: str | None = None, num_cpus: int | None = None, dashboard: bool | None = None) -> None:
+    """Initialise Ray once per process.
+
+    Args:
+        address: None starts a local Ray (dashboard on 127.0.0.1:8265); "auto" or "ray://..."
+            joins a running cluster.
+        num_cpus: CPUs of a local Ray; None uses the machine's.
+        dashboard: start the dashboard with a local Ray; None reads RAYSURR_DASHBOARD (default on).
+    """
+    if ray.is_initialized():
+        return
+    quiet_ray_data()
+    runtime_env = {"env_vars": dict(WORKER_ENV)}
+    if address:
+        _check_reachable(address)
+        try:
+            ray.init(address=address, runtime_env=runtime_env, logging_level="WARNING")
+        except (ConnectionError, RuntimeError, ValueError) as exc:
+            raise ConfigError(f"cannot reach the Ray cluster at {address!r} ({_first_line(exc)}); {_START}") from None
+        return
+    if dashboard is None:
+        dashboard = os.environ.get("RAYSURR_DASHBOARD", "1") != "0"
+    ray.init(
+        num_cpus=num_cpus,
+        include_dashboard=dashboard,
+        dashboard_host="127.0.0.1",
+        runtime_env=runtime_env,
+        logging_level="WARNING",
+    )
+
+
+_START = "start one (ray start --head, or ray up cluster.yaml) or leave out --address for a local Ray"
+
+
+def _check_reachable(address: str) -> None:
+    """A HOST:PORT that refuses connections fails in seconds, not after Ray's minutes of retries."""
+    host, sep, port = address.removeprefix("ray://").rpartition(":")
+    if not sep or not port.isdigit():
+        return  # "auto", or a form Ray resolves itself
+    try:
+        socket.create_connection((host, int(port)), timeout=5).close()
+    except OSError as exc:
+        raise ConfigError(f"cannot reach the Ray cluster at {address!r} ({exc.strerror or exc}); {_START}") from None
+
+
+def _first_line(exc: BaseException) -> str:
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    return lines[0][:300] if lines else type(exc).__name__
+
+
+def quiet_ray_data() -> None:
+    """raysurr prints its own progress lines; Ray Data's per-operator logs would drown them."""
+    import ray.data  # here, not at the top: Ray Data loads slowly, and only the processes that use it need it
+
+    ray.data.DataContext.get_current().print_on_execution_start = False
+    logging.getLogger("ray.data").setLevel(logging.WARNING)
+
+
+def thread_env(cpus: float) -> dict[str, str]:
+    """Environment for a worker that holds `cpus` CPUs: as many BLAS threads, at least one."""
+    threads = str(max(1, int(cpus)))
+    return {name: threads for name in WORKER_ENV}
+
+
+def node_shapes() -> list[dict[str, float]]:
+    """The resources of every alive node and of every node type the autoscaler may still launch."""
+    shapes = [dict(node["Resources"]) for node in ray.nodes() if node.get("Alive")]
+    # Autoscaling clusters publish their node types through a private API: a best effort, and
+    # without it the check rests on the nodes that are up.
+    with contextlib.suppress(Exception):
+        from ray._private.state import state
+
+        config = state.get_cluster_config()
+        for group in config.node_group_configs if config else []:
+            shapes.append(dict(group.resources))
+    return shapes
+
+
+def resource_known(name: str) -> bool:
+    """Whether some node has, or some launchable node type would have, the custom resource `name`."""
+    return any(shape.get(name, 0) > 0 for shape in node_shapes())
+
+
+def check_fits(per_unit: dict[str, float], what: str, fix: str) -> None:
+    """Fail fast, instead of waiting forever, when no node can ever hold one unit of a request.
+
+    Args:
+        per_unit: the resources one actor or worker asks for, e.g. {"CPU": 1, "GPU": 2}.
+        what: the request in the user's words ("each training worker").
+        fix: the config keys to change.
+    """
+    wanted = {key: value for key, value in per_unit.items() if value}
+    shapes = node_shapes()
+    if any(all(shape.get(key, 0) >= value for key, value in wanted.items()) for shape in shapes):
+        return
+    largest = {key: max((shape.get(key, 0) for shape in shapes), default=0) for key in wanted}
+    raise ResourceError(f"{what} asks for {_show(wanted)}, but no node of this cluster has that much (the most any "
+                        f"node offers: {_show(largest)}); {fix}")  # fmt: skip
+
+
+def _show(resources: dict[str, float]) -> str:
+    return ", ".join(f"{value:g} {key}" for key, value in resources.items())

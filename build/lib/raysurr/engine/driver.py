@@ -1,0 +1,271 @@
+"""The AL driver: one Ray actor runs the rounds and persists its state after every phase.
+
+A round is: label the selected samples -> train -> evaluate -> score the pool and select the next
+samples. After each phase `state.json` is rewritten atomically, so a run killed at any moment
+resumes from the phase it was in: labelling skips what the store holds, training and scoring are
+re-run with the same seeds, so the selections equal those of an uninterrupted run.
+
+Each phase is two parts: the work (`label`, `train`, `evaluate`, `score`), which takes what it works
+on as arguments and leaves the run's state alone, and a step of the phase machine (`_label`, ...),
+which feeds the work from the state and records its result. The work composes the labelling
+(`distributed.labeling`), training (`distributed.training`) and scoring (`distributed.scoring`)
+adapters; the run folder (`engine.run_folder`) owns what is on disk; the science lives in the pure core.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+from ray.util import metrics
+
+from raysurr.acquisition import Candidates, build_acquisition
+from raysurr.config import Config, load_plugins
+from raysurr.data.dataset import open_dataset
+from raysurr.data.lock import FolderLock
+from raysurr.distributed.labeling import Labeler
+from raysurr.distributed.runtime import quiet_ray_data
+from raysurr.distributed.scoring import evaluate_splits, read_pool, read_samples, read_splits, score_pool
+from raysurr.distributed.training import TrainResult, fit
+from raysurr.engine.datasets import evaluation_sets
+from raysurr.engine.rounds import RoundRecord, kept_metrics
+from raysurr.engine.run_folder import RunFolder, RunState, evaluation_dir, read_candidates
+from raysurr.plots import plot_checkpoint, plot_learning_curve
+from raysurr.progress import say
+from raysurr.seeding import child_seed, generator
+from raysurr.simulators import build_simulator
+
+GAUGES = {
+    "round": "the round being run",
+    "labeled": "labelled samples",
+    "failed": "samples whose simulation failed",
+    "val_wmae": "validation weighted MAE of the latest model",
+    "test_wmae": "test weighted MAE of the latest model",
+}
+
+
+class ALDriver:
+    """Runs an active-learning loop for one run folder. Create it as a named Ray actor (`launch.start_driver`).
+
+    Args:
+        run_dir: the run folder (its `config.yaml` is the resolved config).
+        config: the resolved config as a dict.
+    """
+
+    def __init__(self, run_dir: str, config: dict[str, Any]) -> None:
+        quiet_ray_data()
+        self.config = Config.from_dict(config)
+        load_plugins(self.config.plugins)
+        self.folder = RunFolder(run_dir)
+        self.simulator = build_simulator(self.config.simulator)
+        self.regions = self.simulator.regions
+        self.acquisition = build_acquisition(self.config.acquisition)
+        self.eval_dir = evaluation_dir(self.config, self.folder.root)
+        self._params: np.ndarray | None = None
+        self._read: dict[str, Any] = {}  # datasets read into Ray once per driver: evaluation sets, pool
+        self.tags = {"run": self.config.name}
+        self.gauges = {name: metrics.Gauge(f"raysurr_{name}", description=text, tag_keys=("run",))
+                       for name, text in GAUGES.items()}  # fmt: skip
+        self.phase_seconds = metrics.Gauge("raysurr_phase_seconds", description="duration of the last phase",
+                                           tag_keys=("run", "phase"))  # fmt: skip
+
+    # The phase machine ---------------------------------------------------------------------------
+
+    def run(self) -> dict[str, Any]:
+        """Run (or resume) until a stopping rule holds; returns why it stopped and rounds.csv's rows.
+
+        The actor holds the run folder's driver lock while it runs: a driver left over from a killed
+        command (Ray ends it within seconds) is waited for, never run beside.
+        """
+        with FolderLock(self.folder.root, "run folder's driver", name=".driver.lock").acquire(wait_s=60):
+            return self._run()
+
+    def _run(self) -> dict[str, Any]:
+        state = self.folder.read_state()
+        if state.phase == "done" and self._stop_reason(state.records[-1]) is None:
+            state.reopen()  # resumed with a later stopping rule (more rounds, a larger budget): go on
+            say(f"resuming a finished run: round {state.round} scores the pool again")
+        if state.phase != "prepare":
+            n = self.folder.store.verify(self.simulator.input_shape, self.simulator.output_shape)
+            say(f"resuming round {state.round} at {state.phase}: the label store's {n} labels check out")
+        steps = {"prepare": self._prepare, "label": self._label, "train": self._train, "eval": self._evaluate,
+                 "score": self._score}  # fmt: skip
+        while state.phase != "done":
+            start = time.perf_counter()
+            phase = state.phase
+            steps[phase](state)
+            self.phase_seconds.set(time.perf_counter() - start, tags={**self.tags, "phase": phase})
+            state.save(self.folder.state)
+        return {"stopped": state.stopped, "rows": [record.row() for record in state.records]}
+
+    def _prepare(self, state: RunState) -> None:
+        """Sample (or read) the candidate pool, make the evaluation sets, pick the initial set."""
+        if not self.folder.pool.exists():
+            self.folder.write_pool(self.simulator, read_candidates(self.config, self.simulator))
+        evaluation_sets(self.config, self.eval_dir, self.folder.root)
+        self.folder.save_untrained(self.config.model, self.simulator, child_seed(self.config.seed, "untrained"))
+        rng = generator(self.config.seed, "initial")
+        size = min(self.config.pool.initial, len(self.params))
+        state.select(0, sorted(rng.choice(len(self.params), size=size, replace=False).tolist()))
+        state.phase = "label"
+        say(f"pool: {len(self.params)} candidates; initial set: {len(state.selected)}")
+
+    def _label(self, state: RunState) -> None:
+        start = time.perf_counter()
+        counts = self.label(sorted({*state.selected, *state.retry}), phase=f"round {state.round} label")
+        state.retry = []
+        labeled, failed = len(self.folder.store.labeled_ids()), len(self.folder.store.failed_ids())
+        state.record = RoundRecord(state.round, labeled, failed, label_s=time.perf_counter() - start)
+        for name, value in {"round": state.round, "labeled": labeled, "failed": failed}.items():
+            self._set(name, value)
+        say(f"round {state.round}: labelled {counts['labeled']} new ({counts['failed']} failed, {counts['retried']} "
+            f"retries); {labeled} in total")  # fmt: skip
+        state.phase = "train"
+
+    def _train(self, state: RunState) -> None:
+        start = time.perf_counter()
+        result = self.train(state.round)
+        state.record.train_s = time.perf_counter() - start
+        say(f"round {state.round}: trained {len(result.history)} epochs, best validation weighted MAE "
+            f"{result.best_val_wmae:.4g} ({state.record.train_s:.0f}s)")  # fmt: skip
+        state.phase = "eval"
+
+    def _evaluate(self, state: RunState) -> None:
+        start = time.perf_counter()
+        val, test = self.evaluate(state.round)
+        record = state.record
+        record.val_wmae, record.test = val["wmae"], kept_metrics(test, self.regions)
+        record.eval_s = time.perf_counter() - start
+        self._set("val_wmae", record.val_wmae)
+        self._set("test_wmae", record.test_wmae)
+        state.stopped = self._stop_reason(record)
+        if state.stopped:
+            self._finish_round(state)
+            state.phase = "done"
+            say(f"stopped: {state.stopped}")
+        else:
+            state.phase = "score"
+
+    def _score(self, state: RunState) -> None:
+        start = time.perf_counter()
+        budget = self.config.loop.label_budget
+        left = len(self.params) if budget is None else max(1, budget - state.record.n_labeled)
+        selected = self.score(state.round, min(self.config.loop.batch_size, left))
+        state.record.score_s = time.perf_counter() - start
+        self._finish_round(state)
+        state.select(state.round, selected)
+        say(f"round {state.round - 1}: selected {len(selected)} with {self.config.acquisition.name}")
+
+    def _finish_round(self, state: RunState) -> None:
+        round_idx = state.round
+        record = state.finish_round()
+        self.folder.write_rounds(state, self.regions)
+        say(record.summary(self.regions))
+        plot_learning_curve([r.row() for r in state.records], self.regions, self.folder.learning_curve)
+        plot_checkpoint(self.folder.checkpoint(round_idx), open_dataset(self.eval_dir), self.folder.predictions)
+
+    def _stop_reason(self, record: RoundRecord) -> str | None:
+        loop = self.config.loop
+        if record.round + 1 >= loop.rounds:
+            return f"{loop.rounds} rounds done"
+        if loop.label_budget is not None and record.n_labeled >= loop.label_budget:
+            return f"label budget {loop.label_budget} reached"
+        if loop.target_val_wmae is not None and record.val_wmae <= loop.target_val_wmae:
+            return f"validation weighted MAE {record.val_wmae:.4g} <= target {loop.target_val_wmae}"
+        if loop.target_test_wmae is not None and record.test_wmae <= loop.target_test_wmae:
+            return f"test weighted MAE {record.test_wmae:.4g} <= target {loop.target_test_wmae}"
+        if record.n_labeled + record.n_failed >= len(self.params):
+            return "pool exhausted"
+        return None
+
+    # The work ------------------------------------------------------------------------------------
+
+    def label(self, ids: list[int], phase: str) -> dict[str, int]:
+        """Simulate `ids` into the label store (what it holds already is skipped); the Labeler's counts."""
+        labeler = Labeler(self.config.simulator, self.config.plugins, self.config.labeling, self.config.resources)
+        ids = np.array(ids, dtype=np.int64)
+        try:
+            return labeler.label(ids, self.params[ids], self.folder.store, phase=phase)
+        finally:
+            labeler.close()  # frees the CPUs for training and scoring on a machine that has few
+
+    def train(self, round_idx: int) -> TrainResult:
+        """Round `round_idx`'s model(s) on every label so far, warm-started from the last round's unless
+        `training.reinit`; an ensemble trains one per member, each from its own seed."""
+        channels = (self.simulator.input_shape[0], self.simulator.output_shape[0])
+        columns = ["sample_id", "input", "target"]
+        val = self._once("val", lambda: read_samples(self.eval_dir / "val", columns).materialize())
+        datasets = {"train": read_samples(self.folder.store.labels.directory, columns).materialize(), "val": val}
+        warm = self.folder.checkpoint(round_idx - 1) if round_idx and not self.config.training.reinit else None
+        meta = {"round": round_idx, "run": self.config.name}
+        for member in range(self._members()):
+            seed = child_seed(self.config.seed, "train", round_idx, member)
+            out = self.folder.checkpoint(round_idx, member)
+            result = fit(datasets, self.config.model, channels, self.config.training, self.config.resources, out,
+                         seed=seed, warm_start=warm, meta=meta, plugins=self.config.plugins)  # fmt: skip
+        return result
+
+    def evaluate(self, round_idx: int) -> tuple[dict[str, float], dict[str, float]]:
+        """Round `round_idx`'s model on the validation and the test set, in one Ray Data pass."""
+        paths = {name: self.eval_dir / name for name in ("val", "test")}
+        splits = self._once("splits", lambda: read_splits(paths, self.config.resources))
+        metrics = evaluate_splits(self.folder.checkpoint(round_idx), splits, self.config)
+        return metrics["val"], metrics["test"]
+
+    def score(self, round_idx: int, k: int) -> list[int]:
+        """The next `k` ids to label: round `round_idx`'s acquisition over the unlabelled candidates."""
+        done = self.folder.store.labeled_ids() | self.folder.store.failed_ids()
+        candidates = self._candidates(round_idx, done)
+        rng = generator(self.config.seed, "select", round_idx)
+        return sorted(int(i) for i in self.acquisition.select(candidates, min(k, len(candidates.ids)), rng))
+
+    # Pieces --------------------------------------------------------------------------------------
+
+    def _members(self) -> int:
+        return self.acquisition.models if self.acquisition.models > 2 else 1  # an ensemble trains K models
+
+    def _candidates(self, round_idx: int, done: set[int]) -> Candidates:
+        """Scores (on Ray Data, if the function needs models) and selection vectors for the unlabelled pool."""
+        all_ids = np.arange(len(self.params))
+        pool_ids = np.setdiff1d(all_ids, np.fromiter(done, dtype=np.int64, count=len(done)))
+        labeled = np.fromiter(self.folder.store.labeled_ids(), dtype=np.int64)
+        scores = vectors = labeled_vectors = None
+        if self.acquisition.models:
+            models = [str(self.folder.checkpoint(round_idx, m)) for m in range(self._members())]
+            if self.acquisition.models == 2:  # tod: this round's model against the last round's
+                models.append(str(self.folder.checkpoint(round_idx - 1) if round_idx else self.folder.untrained))
+            features = self.acquisition.vectors == "features"
+            scored_ids = np.union1d(pool_ids, labeled) if features else pool_ids  # coreset also needs the labelled
+            exclude = np.setdiff1d(all_ids, scored_ids)
+            scorer = {"acquisition": self.config.acquisition, "checkpoints": models, "simulator": self.config.simulator,
+                      "plugins": self.config.plugins, "exclude": exclude,
+                      "seed": child_seed(self.config.seed, "score", round_idx)}  # fmt: skip
+            pool = self._once("pool", lambda: read_pool(self.folder.pool, self.config.resources))
+            scored = score_pool(pool, scorer, self.config.resources)
+            in_pool = np.isin(scored["sample_id"], pool_ids)
+            scores = scored["score"][in_pool]
+            if features:
+                vectors, labeled_vectors = scored["vector"][in_pool], scored["vector"][~in_pool]
+            pool_ids = scored["sample_id"][in_pool]
+        if self.acquisition.vectors == "embedding":
+            vectors = self.simulator.embed(self.params[pool_ids])
+            labeled_vectors = self.simulator.embed(self.params[labeled])
+        return Candidates(pool_ids, scores, vectors, labeled_vectors)
+
+    def _once(self, name: str, read: Callable[[], Any]) -> Any:
+        """`read()` on first use, then the same object every round (Ray Data pays ~5 s per read, whatever its size)."""
+        if name not in self._read:
+            self._read[name] = read()
+        return self._read[name]
+
+    @property
+    def params(self) -> np.ndarray:
+        """[pool size, P] parameters of every candidate, indexed by sample id."""
+        if self._params is None:
+            self._params = self.folder.read_pool(self.simulator)
+        return self._params
+
+    def _set(self, name: str, value: float) -> None:
+        self.gauges[name].set(float(value), tags=self.tags)

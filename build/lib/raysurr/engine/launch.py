@@ -1,0 +1,56 @@
+"""Starting AL runs on Ray: what `drive` and `experiment` check before a run folder changes, and the
+driver actor that runs it."""
+
+from __future__ import annotations
+
+import ray
+from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+from raysurr.acquisition import build_acquisition
+from raysurr.config import Config
+from raysurr.distributed.labeling import check_simulator_fit
+from raysurr.distributed.scoring import check_score_fit
+from raysurr.distributed.training import scaling_config
+from raysurr.engine.driver import ALDriver
+from raysurr.engine.run_folder import read_candidates
+from raysurr.errors import ConfigError
+from raysurr.models import check_model
+from raysurr.simulators import build_simulator
+
+
+def check_run(config: Config) -> None:
+    """Everything about a run that can be checked without Ray: the names, that the model takes the
+    simulator's inputs and gives its outputs, and the candidate pool (the config's plugins are loaded)."""
+    simulator = build_simulator(config.simulator)
+    build_acquisition(config.acquisition)
+    check_model(config.model, simulator.input_shape, simulator.output_shape)
+    read_candidates(config, simulator)
+
+
+def check_resources(config: Config) -> None:
+    """One line now, not after a round of labelling, if no node of the connected cluster can hold a
+    simulator actor, a training worker or a scoring worker."""
+    check_simulator_fit(config.resources)
+    scaling_config(config.resources)
+    check_score_fit(config.resources)
+
+
+def driver_name(run_name: str) -> str:
+    return f"raysurr-driver-{run_name}"
+
+
+def start_driver(run_dir, config: Config) -> ray.actor.ActorHandle:
+    """The run's ALDriver as a named actor (the name keeps two drivers off one run); call `.run.remote()`.
+
+    It runs on this process's node, where `run_dir` is: its workers get data through Ray, not the disk.
+    """
+    here = NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(), soft=False)
+    actor = ray.remote(ALDriver).options(name=driver_name(config.name), num_cpus=0, max_concurrency=1,
+                                         scheduling_strategy=here)  # fmt: skip
+    try:
+        return actor.remote(str(run_dir), config.to_dict())
+    except ValueError:  # Ray refuses a second actor of the same name
+        raise ConfigError(
+            f"a run named {config.name!r} is already running on this cluster; give this one another name "
+            "(--set name=...)"
+        ) from None

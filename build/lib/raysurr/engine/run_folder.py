@@ -1,0 +1,259 @@
+"""The run folder, owned here: its layout, the run's state, the candidate pool and the evaluation cache.
+
+    config.yaml            the resolved config (written by the command)
+    state.json             `RunState`: the round and phase the run is in, every finished round, every selection
+    pool/                  the candidates' parameters, part-*.parquet, indexed by sample_id
+    labels/, failures/     the label store (`LabelStore`)
+    checkpoints/           round_NNN[_memberK]/ per trained model, untrained/ (TOD's round-0 comparison)
+    rounds.csv             one row per finished round (`RoundRecord.row`)
+    learning_curve.png, predictions.png, error.log
+
+The validation and test sets are cached outside the run (`evaluation_dir`), shared by every run of
+the same simulator, seed and sizes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import torch
+
+from raysurr.config import Config, ModelConfig
+from raysurr.data.labels import LabelStore
+from raysurr.data.store import parameters_table, staged_directory, write_table, write_text
+from raysurr.engine.rounds import RoundRecord, write_rounds
+from raysurr.errors import ConfigError, ParameterError, StoreError
+from raysurr.models import build_model
+from raysurr.models.checkpoint import SurrogateSpec, save_surrogate
+from raysurr.seeding import generator
+from raysurr.simulators import SIMULATORS, AbstractSimulator
+
+STATE_VERSION = 2
+PHASES = ("prepare", "label", "train", "eval", "score", "done")
+POOL_PART = 1000  # candidates per pool file
+
+
+@dataclass
+class RunState:
+    """Where a run is; `state.json` in the run folder."""
+
+    round: int = 0
+    phase: str = "prepare"  # prepare -> label -> train -> eval -> score -> label (next round) ... -> done
+    selected: list[int] = field(default_factory=list)  # ids this round labels
+    record: RoundRecord | None = None  # the current round so far
+    records: list[RoundRecord] = field(default_factory=list)  # finished rounds
+    selections: list[list[int]] = field(default_factory=list)  # selections[r]: the ids selected to label in round r
+    stopped: str | None = None
+    retry: list[int] = field(default_factory=list)  # failed ids that the next labelling phase simulates again
+    changes: list[dict[str, Any]] = field(default_factory=list)  # config keys changed on resume, and when
+    version: int = STATE_VERSION
+
+    def save(self, path: Path) -> None:
+        write_text(path, json.dumps(asdict(self), indent=1))
+
+    @classmethod
+    def load(cls, path: Path) -> RunState:
+        """Read `state.json`; StoreError (one line, naming the file) if it is unreadable or inconsistent."""
+        fix = "restore it from a backup, or start a new run (--config on its config.yaml)"
+        try:
+            data = json.loads(path.read_text())
+        except (OSError, ValueError) as exc:
+            raise StoreError(f"{str(path)!r} cannot be read ({type(exc).__name__}); {fix}") from None
+        if not isinstance(data, dict) or data.get("version") != STATE_VERSION:
+            version = data.get("version") if isinstance(data, dict) else None
+            raise StoreError(f"{str(path)!r} has state version {version}; this raysurr reads {STATE_VERSION}: "
+                             "finish the run with the raysurr that started it, or start a new run")  # fmt: skip
+        try:
+            state = cls(**data)
+            state.records = [RoundRecord(**record) for record in state.records]
+            state.record = None if state.record is None else RoundRecord(**state.record)
+        except TypeError:
+            raise StoreError(f"{str(path)!r} has keys this raysurr does not know; {fix}") from None
+        rows = len(state.records) if isinstance(state.records, list) else None
+        ok = (state.phase in PHASES and isinstance(state.round, int) and state.round >= 0 and rows == state.round
+              and all(isinstance(i, int) for i in [*state.selected, *state.retry]))  # fmt: skip
+        if not ok:
+            raise StoreError(f"{str(path)!r} is inconsistent (phase {state.phase!r}, round {state.round!r}, "
+                             f"{rows} finished rounds); {fix}")  # fmt: skip
+        return state
+
+    def select(self, round_idx: int, ids: list[int]) -> None:
+        """The ids round `round_idx` labels; recorded (again, on a re-run phase) as that round's selection."""
+        self.selected = ids
+        del self.selections[round_idx:]
+        self.selections.append(ids)
+
+    def selected_in(self) -> dict[int, int]:
+        """{sample id: the round that selected it}."""
+        return {i: round_idx for round_idx, ids in enumerate(self.selections) for i in ids}
+
+    def reopen(self) -> None:
+        """A finished run goes on: back to scoring its last round, whose record is finished again then."""
+        self.round -= 1
+        self.record = self.records.pop()
+        self.phase, self.stopped = "score", None
+
+    def finish_round(self) -> RoundRecord:
+        """The current round's record joins the finished ones; the next round starts labelling."""
+        record = self.record
+        self.records.append(record)
+        self.round, self.record, self.phase = self.round + 1, None, "label"
+        return record
+
+    def expected_checkpoints(self) -> list[int]:
+        """The rounds whose trained checkpoint must exist at this point of the run."""
+        return list(range(self.round + (self.phase in ("eval", "score"))))
+
+
+class RunFolder:
+    """A run folder: its paths, its state checked against what is on disk, its pool and evaluation sets."""
+
+    def __init__(self, root: str | Path) -> None:
+        self.root = Path(root).resolve()
+        self.config = self.root / "config.yaml"
+        self.state = self.root / "state.json"
+        self.pool = self.root / "pool"
+        self.store = LabelStore(self.root / "labels", self.root / "failures")
+        self.checkpoints = self.root / "checkpoints"
+        self.rounds_csv = self.root / "rounds.csv"
+        self.learning_curve = self.root / "learning_curve.png"
+        self.predictions = self.root / "predictions.png"
+        self.error_log = self.root / "error.log"
+
+    def checkpoint(self, round_idx: int, member: int = 0) -> Path:
+        return self.checkpoints / (f"round_{round_idx:03d}" + (f"_member{member}" if member else ""))
+
+    @property
+    def untrained(self) -> Path:
+        return self.checkpoints / "untrained"
+
+    def finished(self) -> bool:
+        """The run stopped by a stopping rule (a broken state is not finished: its resume says what is wrong)."""
+        try:
+            return self.state.exists() and RunState.load(self.state).phase == "done"
+        except StoreError:
+            return False
+
+    def read_state(self) -> RunState:
+        """The run's state, checked against the folder: a fresh state only where nothing has been done yet.
+
+        Raises:
+            StoreError: `state.json` is missing although the folder holds labels or checkpoints, is
+                unreadable, or names checkpoints that are not there.
+        """
+        if not self.state.exists():
+            done = [p.name for p in (self.store.labels.directory, self.checkpoints, self.rounds_csv) if _holds_work(p)]
+            if done:
+                raise StoreError(f"{str(self.state)!r} is missing, but the run folder holds {', '.join(done)}: "
+                                 "resuming would start over on top of them; restore state.json from a backup, or "
+                                 "start a new run (--config on this folder's config.yaml)")  # fmt: skip
+            return RunState()
+        state = RunState.load(self.state)
+        for round_idx in state.expected_checkpoints():
+            if not (self.checkpoint(round_idx) / "surrogate.pt").is_file():
+                raise StoreError(f"{str(self.state)!r} says round {round_idx} was trained, but "
+                                 f"{str(self.checkpoint(round_idx))!r} holds no surrogate.pt; restore it from a "
+                                 "backup, or start a new run")  # fmt: skip
+        return state
+
+    def save_untrained(self, model: ModelConfig, simulator: AbstractSimulator, seed: int) -> None:
+        """The round-0 comparison model of TOD: an untrained network of the configured architecture, once."""
+        if (self.untrained / "surrogate.pt").exists():
+            return
+        channels = {"in_channels": simulator.input_shape[0], "out_channels": simulator.output_shape[0]}
+        torch.manual_seed(seed)
+        network = build_model(model, **channels)
+        save_surrogate(network, SurrogateSpec(model.name, {**channels, **model.options}), self.untrained)
+
+    def write_rounds(self, state: RunState, regions: tuple[str, str]) -> None:
+        write_rounds(self.rounds_csv, state.records, regions)
+
+    def write_pool(self, simulator: AbstractSimulator, params: np.ndarray) -> None:
+        """The candidates' parameters, written once (a folder that exists is the pool of this run)."""
+        with staged_directory(self.pool) as stage:
+            for start in range(0, len(params), POOL_PART):
+                ids = np.arange(start, min(start + POOL_PART, len(params)))
+                write_table(parameters_table(simulator, ids, params[ids]), stage / f"part-{start:09d}.parquet")
+
+    def read_pool(self, simulator: AbstractSimulator) -> np.ndarray:
+        """[pool size, P] parameters of every candidate, indexed by sample id."""
+        table = pq.read_table(self.pool).sort_by("sample_id")
+        return np.column_stack([table.column(n).to_numpy().astype(np.float64) for n in simulator.parameter_names])
+
+
+def evaluation_seed(config: Config) -> int:
+    """The seed of the validation/test sets: `pool.eval_seed`, else the run's."""
+    return config.seed if config.pool.eval_seed is None else config.pool.eval_seed
+
+
+def evaluation_dir(config: Config, run_root: Path) -> Path:
+    """The cached validation/test sets for a run's simulator, seed and sizes (shared between runs)."""
+    options = {**config.simulator.options, **SIMULATORS.get(config.simulator.name).evaluation_options}
+    identity = {"simulator": config.simulator.name, "options": options, "seed": evaluation_seed(config),
+                "val": config.pool.val, "test": config.pool.test}  # fmt: skip
+    key = json.dumps(identity, sort_keys=True, default=str)
+    cache = Path(config.pool.eval_cache) if config.pool.eval_cache else Path(run_root).parent / ".eval-cache"
+    return cache / hashlib.sha256(key.encode()).hexdigest()[:16]
+
+
+def read_candidates(config: Config, simulator: AbstractSimulator) -> np.ndarray:
+    """[pool size, P] parameters: sampled from the simulator, or read from `pool.candidates` and checked.
+
+    Raises:
+        ConfigError: the file is missing, not Parquet, lacks a parameter column, or holds a value the
+            simulator does not accept (naming the row).
+    """
+    pool = config.pool
+    if pool.candidates is None:
+        return simulator.check_parameters(simulator.sample(pool.size, generator(config.seed, "pool")))
+    path = Path(pool.candidates)
+    where = f"pool.candidates: {str(path)!r}"
+    if not path.exists():
+        raise ConfigError(f"{where} does not exist")
+    try:
+        table = pq.read_table(path)
+    except (OSError, pa.ArrowException) as exc:
+        raise ConfigError(f"{where} is not a Parquet file or folder of them ({type(exc).__name__}); write one "
+                          "with pyarrow.parquet.write_table") from None  # fmt: skip
+    missing = [n for n in simulator.parameter_names if n not in table.column_names]
+    if missing:
+        raise ConfigError(f"{where} lacks parameter columns {missing} (it has {table.column_names})")
+    if table.num_rows == 0:
+        raise ConfigError(f"{where} holds no rows")
+    try:
+        params = np.column_stack([table.column(n).to_numpy(zero_copy_only=False).astype(np.float64)
+                                  for n in simulator.parameter_names])  # fmt: skip
+        return simulator.check_parameters(params)
+    except ParameterError as exc:
+        raise ConfigError(f"{where}: {exc}") from None
+    except (TypeError, ValueError, pa.ArrowException) as exc:
+        raise ConfigError(f"{where}: its parameter columns must be numbers without nulls ({exc})") from None
+
+
+def record_resume(folder: RunFolder, state: RunState, changes: list, retry_failed: bool) -> None:
+    """Note each config change with the round it takes effect in, queue the failed ids to simulate again.
+
+    The state is saved before the failure records are set aside: nothing is lost between the two.
+    """
+    now = time.time()
+    for key, before, after in changes:
+        state.changes.append({"round": state.round, "phase": state.phase, "key": key, "old": before, "new": after,
+                              "at": now})  # fmt: skip
+    if retry_failed:
+        state.retry = sorted({*state.retry, *folder.store.failed_ids()})
+    state.save(folder.state)
+    if retry_failed:
+        folder.store.set_failures_aside(f"retried-{time.strftime('%Y%m%d-%H%M%S')}")
+
+
+def _holds_work(path: Path) -> bool:
+    """A file, a folder with label parts, or a folder with trained checkpoints."""
+    return path.is_file() or any(path.glob("part-*.parquet")) or any(path.glob("round_*"))

@@ -1,0 +1,292 @@
+"""The training loop itself, in plain torch: Ray Train workers and Ray Tune trials both run it.
+
+`Fit` trains one model with Adam on the study's weighted MAE, one epoch per `step()`, validates
+after each, keeps the best-validation weights and stops after `patience` epochs without
+improvement. With `training.normalize: auto` it first divides inputs and targets by their largest
+magnitude per channel over the training set (`inputs`, `targets`: stored in the checkpoint), so
+the network sees values of order 1 whatever the simulator's units, and the weighted MAE it
+minimises and reports is relative to the targets' scale s:
+mean((1 + w2 tanh(w |y| / s)) |ŷ - y|) / s. Targets already scaled to a maximum of 1 (diffusion2d's)
+give s = 1: the study's loss, unchanged. Under DDP (an initialised process group) every rank runs the same number of
+mini-batches and the losses and validation errors are all-reduced; alone it is a plain loop.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import torch
+import torch.distributed as dist
+from torch import nn
+
+from raysurr.config import ModelConfig, TrainingConfig, load_plugins
+from raysurr.models.checkpoint import SurrogateSpec, TargetTransform, read_checkpoint
+from raysurr.models.layers import has_dropout, mc_dropout
+from raysurr.models.losses import weighted_mae
+from raysurr.seeding import child_seed
+
+
+@dataclass(frozen=True)
+class FitSpec:
+    """One training run's setup besides its data, and the one factory of its `Fit`: small and picklable,
+    what a Ray Train worker, the one-worker task and a Tune trial each receive.
+
+    The initial weights come from `seed` (the same on every rank, at every training-set size), or
+    from `warm_start`, a previous checkpoint's contents, whose scaling fine-tuning keeps.
+    """
+
+    model: str
+    init: dict[str, Any]  # the model's constructor options, channels included
+    training: dict[str, Any]  # the `training` section, as a dict
+    seed: int
+    threads: int = 1
+    warm_start: bytes | None = None  # bytes, not a path: the worker may be on a node without the driver's disk
+    meta: dict[str, Any] = field(default_factory=dict)
+    plugins: tuple[str, ...] = ()  # modules that register the user's models, imported where the run happens
+
+    @classmethod
+    def of(cls, model: ModelConfig, channels: tuple[int, int], training: TrainingConfig, seed: int,
+           **options: Any) -> FitSpec:  # fmt: skip
+        init = {"in_channels": channels[0], "out_channels": channels[1], **model.options}
+        return cls(model.name, init, asdict(training), seed, **options)
+
+    def surrogate(self) -> tuple[nn.Module, SurrogateSpec]:
+        """The network to train and the spec its checkpoint will carry (with the warm start's scaling)."""
+        load_plugins(self.plugins)
+        torch.set_num_threads(self.threads)
+        torch.manual_seed(child_seed(self.seed, "init"))
+        spec = SurrogateSpec(self.model, self.init, meta=self.meta)
+        net = spec.build()
+        if self.warm_start:
+            previous, weights = read_checkpoint(self.warm_start)
+            net.load_state_dict(weights)
+            spec = SurrogateSpec(self.model, self.init, previous.transform, self.meta, previous.inputs)
+        return net, spec
+
+    def start(
+        self,
+        train: tuple[torch.Tensor, torch.Tensor],
+        val: tuple[torch.Tensor, torch.Tensor],
+        device: torch.device,
+        wrap: Callable[[nn.Module], nn.Module] | None = None,
+        rank: int = 0,
+        world: int = 1,
+        stream: int | None = None,
+    ) -> tuple[Fit, SurrogateSpec]:
+        """The `Fit` of this run on `device` (its network passed through `wrap`, e.g. Ray Train's DDP).
+
+        Args:
+            stream: which shuffling stream (default: the rank's); a sweep trains one per training-set size.
+        """
+        net, spec = self.surrogate()
+        net = wrap(net) if wrap is not None else net.to(device)
+        order = torch.Generator().manual_seed(child_seed(self.seed, "order", rank if stream is None else stream))
+        warm = (spec.inputs, spec.transform) if self.warm_start else None
+        return Fit(net, train, val, TrainingConfig(**self.training), order, world, warm_start=warm), spec
+
+
+class Fit:
+    """One model's training run, advanced an epoch at a time.
+
+    Args:
+        model: the network (DDP-wrapped under Ray Train); its parameters are trained in place.
+        train, val: (inputs, targets) tensors on the model's device, [n, C, H, W] each.
+        settings: the `training` section (epochs, lr, batch_size, patience, loss weights).
+        order: the generator that shuffles the mini-batches (seed it per rank and run).
+        world: how many ranks share the global batch.
+        warm_start: the (inputs, targets) scaling the model's current weights were trained at, when
+            they are a previous round's: fine-tuning keeps that scaling (new scales would change
+            what the weights mean), and the starting weights are the first candidate for the best,
+            so a round that cannot improve on them keeps them.
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        train: tuple[torch.Tensor, torch.Tensor],
+        val: tuple[torch.Tensor, torch.Tensor],
+        settings: TrainingConfig,
+        order: torch.Generator,
+        world: int = 1,
+        warm_start: tuple[TargetTransform, TargetTransform] | None = None,
+    ) -> None:
+        self.model, self.settings, self.order = model, settings, order
+        self.device = next(model.parameters()).device
+        self.inputs, self.targets = TargetTransform(), TargetTransform()
+        if warm_start is not None:
+            self.inputs, self.targets = warm_start
+        elif settings.normalize == "auto":
+            self.inputs, self.targets = self._max_abs(train[0]), self._max_abs(train[1])
+        self.mean_target = self._mean(train[1])  # the trivial model whose error skill is measured against
+        self.train_x, self.train_y = self.inputs.forward(train[0]), self.targets.forward(train[1])
+        self.val_x, self.val_y = self.inputs.forward(val[0]), self.targets.forward(val[1])
+        self.optimizer = torch.optim.Adam(model.parameters(), lr=settings.lr)
+        self.planned = settings.epochs  # cut, after each epoch, to what `budget_s` allows
+        self.scheduler = (torch.optim.lr_scheduler.LambdaLR(self.optimizer, self._cosine)
+                          if settings.schedule == "cosine" else None)  # fmt: skip
+        self.batch = max(1, settings.batch_size // world)
+        largest = self._all_reduce(float(len(self.train_x)), dist.ReduceOp.MAX)
+        self.steps = math.ceil(largest / self.batch) if largest else 0
+        self.autocast = self.device.type == "cuda"  # bf16 on GPUs; CPUs stay in float32
+        self.history: list[dict[str, float]] = []
+        self.best, self.best_state, self.stale = math.inf, None, 0
+        self.best_epoch = -1  # -1: the starting weights (a warm start no epoch improved on)
+        if warm_start is not None:
+            self.best, self.best_state = self.validate(), copy.deepcopy(self.network.state_dict())
+
+    @property
+    def done(self) -> bool:
+        """All planned epochs run, or `patience` epochs without a better validation error."""
+        patience = self.settings.patience
+        return len(self.history) >= self.planned or (patience is not None and self.stale >= patience)
+
+    def _cosine(self, epoch: int) -> float:
+        """The learning rate's factor: cosine from 1 to 1/100 over the planned epochs."""
+        return 0.01 + 0.99 * 0.5 * (1 + math.cos(math.pi * min(epoch, self.planned) / self.planned))
+
+    @property
+    def network(self) -> nn.Module:
+        """The bare network (DDP's `module` when wrapped)."""
+        return getattr(self.model, "module", self.model)
+
+    def step(self) -> dict[str, float]:
+        """Train one epoch and validate; returns this epoch's record (also appended to `history`)."""
+        start = time.perf_counter()
+        self.model.train()
+        lr = self.optimizer.param_groups[0]["lr"]
+        train_loss = self.train_epoch()
+        if self.scheduler is not None:
+            self.scheduler.step()
+        train_seconds = time.perf_counter() - start
+        val_wmae = self.validate()
+        dropout = {"val_wmae_dropout": self.validate(dropout=True)} if has_dropout(self.network) else {}
+        if val_wmae < self.best:
+            self.best, self.best_state, self.stale = val_wmae, copy.deepcopy(self.network.state_dict()), 0
+            self.best_epoch = len(self.history)
+        else:
+            self.stale += 1
+        record = {"epoch": len(self.history), "train_loss": train_loss, "val_wmae": val_wmae, **dropout, "lr": lr,
+                  "train_seconds": train_seconds, "seconds": time.perf_counter() - start}  # fmt: skip
+        self.history.append(record)
+        if self.settings.budget_s is not None:  # every rank plans on the slowest
+            elapsed = self._all_reduce(sum(r["seconds"] for r in self.history), dist.ReduceOp.MAX)
+            self.plan(elapsed, self._all_reduce(record["seconds"], dist.ReduceOp.MAX))
+        return record
+
+    def plan(self, elapsed_s: float, epoch_s: float) -> None:
+        """Plan as many more epochs as the rest of `budget_s` holds at `epoch_s` each (at most `epochs`
+        in all). Re-planned after every epoch, so a slow first epoch (allocator and cache warm-up)
+        does not cut the round short."""
+        more = int(max(0.0, (self.settings.budget_s or math.inf) - elapsed_s) // max(epoch_s, 1e-9))
+        self.planned = max(1, min(self.settings.epochs, len(self.history) + more))
+        if self.scheduler is not None:  # the next epoch's rate on the new plan
+            for group, base in zip(self.optimizer.param_groups, self.scheduler.base_lrs, strict=True):
+                group["lr"] = base * self._cosine(self.scheduler.last_epoch)
+
+    def best_network(self) -> nn.Module:
+        """The bare network with its best-validation weights loaded."""
+        if self.best_state is not None:
+            self.network.load_state_dict(self.best_state)
+        return self.network
+
+    @torch.no_grad()
+    def validate(self, dropout: bool = False) -> float:
+        """Validation weighted MAE over every rank's shard (a sample-weighted mean).
+
+        In eval mode, as the model is deployed; with `dropout`, on the first 256 samples of each shard
+        with the dropout layers on, as the model is trained (`val_wmae_dropout` in the history: a
+        value far below `val_wmae` means the deployed network is worse than the one being trained).
+        The dropout masks come from a forked, fixed seed: training's random stream is left as it was.
+        """
+        x_all, y_all = (self.val_x[:256], self.val_y[:256]) if dropout else (self.val_x, self.val_y)
+        error_sum = 0.0
+        with torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else []):
+            torch.manual_seed(0)
+            if dropout:
+                mc_dropout(self.network)
+            else:
+                self.model.eval()
+            for start in range(0, len(x_all), 256):
+                x, y = x_all[start : start + 256], y_all[start : start + 256]
+                with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.autocast):
+                    pred = self.network(x).float()
+                error_sum += float(weighted_mae(pred, y, self.settings.loss_w, self.settings.loss_w2)) * len(pred)
+        count = self._all_reduce(float(len(x_all)))
+        return self._all_reduce(error_sum) / count if count else math.nan
+
+    def state_dict(self) -> dict[str, Any]:
+        """Everything needed to continue this run exactly (tensors and plain Python only).
+
+        Includes the process's torch RNG state, which dropout draws from: restore it in a process
+        that trains nothing else meanwhile.
+        """
+        cuda = self.device.type == "cuda"
+        return {"model": self.network.state_dict(), "optimizer": self.optimizer.state_dict(),
+                "scheduler": None if self.scheduler is None else self.scheduler.state_dict(),
+                "order": self.order.get_state(), "history": self.history, "best": self.best,
+                "best_state": self.best_state, "stale": self.stale, "best_epoch": self.best_epoch,
+                "planned": self.planned, "rng": torch.get_rng_state(),
+                "cuda_rng": torch.cuda.get_rng_state(self.device) if cuda else None}  # fmt: skip
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.network.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        if self.scheduler is not None and state.get("scheduler") is not None:
+            self.scheduler.load_state_dict(state["scheduler"])
+        self.order.set_state(state["order"])
+        torch.set_rng_state(state["rng"])
+        if state["cuda_rng"] is not None and self.device.type == "cuda":
+            torch.cuda.set_rng_state(state["cuda_rng"], self.device)
+        self.history, self.best, self.best_state, self.stale = (
+            list(state["history"]),
+            float(state["best"]),
+            state["best_state"],
+            int(state["stale"]),
+        )
+        self.planned = int(state.get("planned", self.settings.epochs))  # absent from trials saved before budgets
+        errors = [r["val_wmae"] for r in self.history]
+        self.best_epoch = int(state.get("best_epoch", errors.index(min(errors)) if errors else -1))
+
+    def train_epoch(self) -> float:
+        """`steps` mini-batches (the same count on every rank, cycling a shuffled shard); the mean loss."""
+        if self.steps == 0:
+            return math.nan
+        n, batch = len(self.train_x), self.batch
+        rounds = math.ceil(self.steps * batch / max(n, 1))
+        perm = torch.cat([torch.randperm(n, generator=self.order) for _ in range(rounds)])
+        total = 0.0
+        for step in range(self.steps):
+            index = perm[step * batch : (step + 1) * batch].to(self.device)
+            with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.autocast):
+                pred = self.model(self.train_x[index]).float()
+            loss = weighted_mae(pred, self.train_y[index], self.settings.loss_w, self.settings.loss_w2)
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            self.optimizer.step()
+            total += float(loss.detach())
+        return self._all_reduce(total / self.steps) / self._all_reduce(1.0)
+
+    def _mean(self, values: torch.Tensor) -> torch.Tensor:
+        """The mean over samples of every rank's shard: [C, H, W]."""
+        total = values.detach().sum(dim=0, dtype=torch.float64)
+        count = torch.tensor(float(len(values)), dtype=torch.float64, device=total.device)
+        if dist.is_available() and dist.is_initialized():
+            dist.all_reduce(total)
+            dist.all_reduce(count)
+        return (total / count.clamp(min=1)).float()
+
+    def _max_abs(self, values: torch.Tensor) -> TargetTransform:
+        """Per-channel scale over every rank's shard (ranks must agree on one)."""
+        return TargetTransform.max_abs(values, lambda s: self._all_reduce(s, dist.ReduceOp.MAX))
+
+    def _all_reduce(self, value: float, op: dist.ReduceOp = dist.ReduceOp.SUM) -> float:
+        if not (dist.is_available() and dist.is_initialized()):
+            return value
+        tensor = torch.tensor([value], dtype=torch.float64, device=self.device)
+        dist.all_reduce(tensor, op=op)
+        return float(tensor.item())

@@ -1,0 +1,97 @@
+"""The study's U-Net."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from raysurr.models.layers import PaddedConv2d
+from raysurr.models.registry import register_model
+
+
+class DoubleConv(nn.Sequential):
+    def __init__(self, in_channels: int, out_channels: int, padding: str) -> None:
+        super().__init__(
+            PaddedConv2d(in_channels, out_channels, 3, padding),
+            nn.ReLU(inplace=True),
+            PaddedConv2d(out_channels, out_channels, 3, padding),
+            nn.ReLU(inplace=True),
+        )
+
+
+class Up(nn.Module):
+    """Up-sample to the skip's size, halve the channels with a 3x3 conv, concatenate, double conv.
+
+    The halving conv pads with zeros, as the study's (a 3x3 transposed conv with padding 1): it only
+    mixes the up-sampled map, and the double conv after it applies the boundary condition.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, padding: str) -> None:
+        super().__init__()
+        self.reduce = nn.Conv2d(in_channels, out_channels, 3, padding=1)
+        self.block = DoubleConv(2 * out_channels, out_channels, padding)
+
+    def forward(self, x: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:
+        x = self.reduce(F.interpolate(x, size=skip.shape[-2:], mode="nearest"))
+        return self.block(torch.cat([skip, x], dim=1))
+
+
+@register_model("unet")
+class UNet(nn.Module):
+    """The study's U-Net: double-conv levels, max-pools, skip concatenation, absorbing padding.
+
+    With the defaults (5 levels of 64..1024 channels, 4 pools: 100 -> 50 -> 25 -> 12 -> 6) it has
+    about 34.5 M parameters. Odd sizes are fine: each up-sampling restores its skip's exact size.
+
+    Args:
+        in_channels, out_channels: from the simulator.
+        base_channels: channels of the first level; level k has base * 2**k.
+        depth: number of levels (depth - 1 pools).
+        dropout: Dropout2d probability after every encoder level (also MC dropout's source).
+        padding: `absorbing` (sign-flipped reflection, the study's) or `zeros`.
+
+    Example:
+        >>> UNet(base_channels=4, depth=3)(torch.zeros(2, 1, 25, 25)).shape
+        torch.Size([2, 1, 25, 25])
+    """
+
+    def __init__(
+        self,
+        in_channels: int = 1,
+        out_channels: int = 1,
+        base_channels: int = 64,
+        depth: int = 5,
+        dropout: float = 0.4,
+        padding: str = "absorbing",
+    ) -> None:
+        super().__init__()
+        if depth < 1 or base_channels < 1 or not 0 <= dropout < 1:
+            raise ValueError(f"unet needs depth >= 1, base_channels >= 1, 0 <= dropout < 1; got {depth}, "
+                             f"{base_channels}, {dropout}")  # fmt: skip
+        widths = [base_channels * 2**k for k in range(depth)]
+        self.down = nn.ModuleList(
+            DoubleConv(c_in, c_out, padding) for c_in, c_out in zip([in_channels, *widths[:-1]], widths, strict=True)
+        )
+        self.drop = nn.Dropout2d(dropout)
+        self.up = nn.ModuleList(Up(widths[k + 1], widths[k], padding) for k in reversed(range(depth - 1)))
+        self.head = nn.Conv2d(widths[0], out_channels, kernel_size=1)
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """The bottleneck's channels averaged over space: [n, base * 2**(depth-1)] (for Core-Set)."""
+        for k, level in enumerate(self.down):
+            x = level(F.max_pool2d(x, 2) if k else x)
+        return x.mean(dim=(-2, -1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        smallest = min(x.shape[-2:]) >> (len(self.down) - 1)
+        if smallest < 2:
+            raise ValueError(f"unet of depth {len(self.down)} needs inputs of at least {2 ** len(self.down)} cells "
+                             f"a side, got {list(x.shape[-2:])}; lower model.depth")  # fmt: skip
+        skips = []
+        for k, level in enumerate(self.down):
+            x = self.drop(level(F.max_pool2d(x, 2) if k else x))
+            skips.append(x)
+        for up, skip in zip(self.up, reversed(skips[:-1]), strict=True):
+            x = up(x, skip)
+        return self.head(x)

@@ -1,0 +1,31 @@
+"""Simulators (pure: no Ray, no torch). Importing this package registers the built-in ones."""
+
+from raysurr.config import SimulatorConfig
+from raysurr.simulators.base import (
+    SIMULATORS,
+    AbstractSimulator,
+    Parameter,
+    Simulation,
+    register_simulator,
+    run_simulation,
+)
+from raysurr.simulators.command import CommandSimulator
+from raysurr.simulators.diffusion2d import Diffusion2D
+
+
+def build_simulator(config: SimulatorConfig) -> AbstractSimulator:
+    """Build the simulator a config section names, with its options checked."""
+    return SIMULATORS.build(config.name, section="simulator", **config.options)
+
+
+__all__ = [
+    "SIMULATORS",
+    "AbstractSimulator",
+    "CommandSimulator",
+    "Diffusion2D",
+    "Parameter",
+    "Simulation",
+    "build_simulator",
+    "register_simulator",
+    "run_simulation",
+]
