@@ -44,3 +44,16 @@ def test_the_console_script_and_python_m_agree(tmp_path):
     module = run_command("-m", "raysurr.drive", "--resume", str(tmp_path / "nowhere"))
     assert console.returncode == 2 and console.stderr.strip() == "raysurr check: error: 'nowhere' is not a folder"
     assert module.returncode == 2 and module.stderr.strip().startswith("raysurr.drive: error: ")
+
+
+def test_usage_and_errors_name_the_command_as_it_was_typed(capsys):
+    from raysurr.commands import run_command
+
+    assert main(["drive", "--bogus"]) == 2
+    assert capsys.readouterr().err.strip() == (
+        "raysurr drive: error: unrecognized arguments: --bogus (see raysurr drive --help)"
+    )
+    assert run_command("drive", ["--bogus"], prog="raysurr.drive") == 2  # as `python -m raysurr.drive` runs it
+    assert capsys.readouterr().err.strip() == (
+        "raysurr.drive: error: unrecognized arguments: --bogus (see python -m raysurr.drive --help)"
+    )

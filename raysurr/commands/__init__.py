@@ -11,7 +11,7 @@ import importlib
 import sys
 from collections.abc import Sequence
 
-from raysurr.commands.common import invoke
+from raysurr.commands.common import INVOKED_AS, invoke
 
 # command -> (module, what it does), in the order `raysurr --help` lists them
 COMMANDS = {
@@ -46,7 +46,13 @@ def run_command(name: str, argv: Sequence[str] | None = None, prog: str | None =
     """One command's `main` with raysurr's one-line errors (see `common.invoke`), which start with `prog`
     (default: `raysurr NAME`; `python -m raysurr.NAME` gives `raysurr.NAME`, as the user typed it)."""
     module = importlib.import_module(f"raysurr.commands.{COMMANDS[name][0]}")
-    return invoke(module.main, prog or f"raysurr {name}", argv)
+    if prog is not None:
+        return invoke(module.main, prog, argv)
+    token = INVOKED_AS.set(f"raysurr {name}")  # its usage lines say `raysurr NAME`, not `python -m raysurr.NAME`
+    try:
+        return invoke(module.main, f"raysurr {name}", argv)
+    finally:
+        INVOKED_AS.reset(token)
 
 
 def console() -> None:

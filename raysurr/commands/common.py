@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextvars
 import os
 import stat
 import sys
@@ -15,9 +16,15 @@ from raysurr.config import Config, load_config
 from raysurr.data.lock import LOCK_NAME, FolderLock
 from raysurr.errors import ConfigError, RaysurrError, RunFailed
 
+# The name a command was run by when that is not its `python -m` name (`raysurr drive`): usage lines show it.
+INVOKED_AS: contextvars.ContextVar[str | None] = contextvars.ContextVar("invoked_as", default=None)
+
 
 class Parser(argparse.ArgumentParser):
     """argparse whose usage errors are raysurr's one line and exit status 2 (not usage plus a line)."""
+
+    def __init__(self, prog: str, **kwargs) -> None:
+        super().__init__(prog=INVOKED_AS.get() or prog, **kwargs)
 
     def error(self, message: str) -> NoReturn:
         raise ConfigError(f"{message} (see {self.prog} --help)")
