@@ -1,2 +1,0 @@
-"""The active-learning engine: the driver, the run folder, round records, datasets; composes the Ray adapters
-(see docs/architecture.md)."""
