@@ -46,11 +46,10 @@ def run_command(name: str, argv: Sequence[str] | None = None, prog: str | None =
     """One command's `main` with raysurr's one-line errors (see `common.invoke`), which start with `prog`
     (default: `raysurr NAME`; `python -m raysurr.NAME` gives `raysurr.NAME`, as the user typed it)."""
     module = importlib.import_module(f"raysurr.commands.{COMMANDS[name][0]}")
-    if prog is not None:
-        return invoke(module.main, prog, argv)
-    token = INVOKED_AS.set(f"raysurr {name}")  # its usage lines say `raysurr NAME`, not `python -m raysurr.NAME`
+    typed = prog is None  # as `raysurr NAME`: its usage lines say so too, not `python -m raysurr.NAME`
+    token = INVOKED_AS.set(f"raysurr {name}" if typed else None)
     try:
-        return invoke(module.main, f"raysurr {name}", argv)
+        return invoke(module.main, prog or f"raysurr {name}", argv)
     finally:
         INVOKED_AS.reset(token)
 

@@ -162,7 +162,7 @@ class Labeler:
     """Labels samples on a pool of `SimulatorActor`s, writing each finished chunk to a `LabelStore`.
 
     Build it once (the actors start then), call `label` for each batch of samples, and `close`
-    to stop the actors. Needs a connected Ray (`raysurr.runtime.connect`).
+    to stop the actors. Needs a connected Ray (`raysurr.distributed.runtime.connect`).
     """
 
     def __init__(

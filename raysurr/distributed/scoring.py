@@ -34,9 +34,9 @@ from raysurr.progress import Progress
 from raysurr.seeding import child_seed
 from raysurr.simulators import build_simulator
 
-# Beside the error metrics (`losses.error_metrics`), the same errors of two trivial models, predicting
-# zero and the training set's mean target, which
-# give each evaluation its skill: 1 - error / baseline error (> 0: better than the trivial model).
+# Beside the error metrics (`losses.error_metrics`), each evaluation has the same errors of two trivial
+# models, predicting zero and the training set's mean target, and its skill against each:
+# 1 - error / baseline error (> 0: better than the trivial model).
 BASELINES = ("zero", "mean")
 
 

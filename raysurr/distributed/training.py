@@ -72,16 +72,16 @@ def fit(
         plugins: the config's plugin modules (a user's model is registered by importing them).
     """
     out_dir = Path(out_dir).resolve()
-    loop = FitSpec.of(model, channels, training, seed, threads=max(1, int(resources.cpus_per_train_worker)),
+    setup = FitSpec.of(model, channels, training, seed, threads=max(1, int(resources.cpus_per_train_worker)),
                       warm_start=checkpoint_bytes(warm_start) if warm_start else None, meta=dict(meta or {}),
                       plugins=tuple(plugins))  # fmt: skip
     scaling = scaling_config(resources)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
     if ray_train or (ray_train is None and resources.train_workers > 1):
-        _fit_ray_train(datasets, loop, scaling, out_dir)
+        _fit_ray_train(datasets, setup, scaling, out_dir)
     else:
-        _fit_task(datasets, loop, scaling, out_dir)
+        _fit_task(datasets, setup, scaling, out_dir)
     history = json.loads((out_dir / HISTORY).read_text())
     meta = read_checkpoint(out_dir)[0].meta
     return TrainResult(out_dir, history, int(meta["best_epoch"]), float(meta["best_val_wmae"]),
@@ -89,7 +89,7 @@ def fit(
 
 
 def _fit_ray_train(
-    datasets: dict[str, ray.data.Dataset], loop: FitSpec, scaling: ray.train.ScalingConfig, out_dir: Path
+    datasets: dict[str, ray.data.Dataset], setup: FitSpec, scaling: ray.train.ScalingConfig, out_dir: Path
 ) -> None:
     # Rank 0 hands the checkpoint to an inbox on this node rather than to Ray Train's storage, which
     # would have to be a disk every node shares.
@@ -98,7 +98,7 @@ def _fit_ray_train(
     storage = Path(tempfile.mkdtemp(prefix=".ray-train-", dir=out_dir.parent))
     trainer = ray.train.torch.TorchTrainer(
         train_loop_per_worker,
-        train_loop_config={"loop": loop, "inbox": inbox},
+        train_loop_config={"setup": setup, "inbox": inbox},
         scaling_config=scaling,
         run_config=ray.train.RunConfig(storage_path=str(storage), name="fit"),
         datasets=datasets,
@@ -136,21 +136,21 @@ def _write_files(files: dict[str, bytes], out_dir: Path) -> None:
 
 
 def _fit_task(
-    datasets: dict[str, ray.data.Dataset], loop: FitSpec, scaling: ray.train.ScalingConfig, out_dir: Path
+    datasets: dict[str, ray.data.Dataset], setup: FitSpec, scaling: ray.train.ScalingConfig, out_dir: Path
 ) -> None:
     """One worker in one Ray task; the checkpoint comes back as file contents (no shared disk needed)."""
     per_worker = scaling.resources_per_worker
     task = _train_task.options(num_cpus=per_worker.get("CPU", 1), num_gpus=per_worker.get("GPU", 0))
-    _write_files(ray.get(task.remote(datasets, loop)), out_dir)
+    _write_files(ray.get(task.remote(datasets, setup)), out_dir)
 
 
 @ray.remote
-def _train_task(datasets: dict[str, ray.data.Dataset], loop: FitSpec) -> dict[str, bytes]:
+def _train_task(datasets: dict[str, ray.data.Dataset], setup: FitSpec) -> dict[str, bytes]:
     quiet_ray_data()
     device = torch.device("cuda" if torch.cuda.is_available() and ray.get_gpu_ids() else "cpu")
     data = {name: _to_tensors(datasets[name].iter_batches(batch_size=256, batch_format="numpy"), device)
             for name in ("train", "val")}  # fmt: skip
-    return _checkpoint_files(*_train(loop, data, device, rank=0, world=1))
+    return _checkpoint_files(*_train(setup, data, device, rank=0, world=1))
 
 
 def scaling_config(resources: ResourcesConfig) -> ray.train.ScalingConfig:
@@ -167,22 +167,22 @@ def scaling_config(resources: ResourcesConfig) -> ray.train.ScalingConfig:
 
 def train_loop_per_worker(config: dict[str, Any]) -> None:
     """The training loop every Ray Train worker runs."""
-    loop: FitSpec = config["loop"]
+    setup: FitSpec = config["setup"]
     context = ray.train.get_context()
     rank, world = context.get_world_rank(), context.get_world_size()
     device = ray.train.torch.get_device()
     data = {name: _to_tensors(ray.train.get_dataset_shard(name).iter_batches(batch_size=256, batch_format="numpy"),
                               device) for name in ("train", "val")}  # fmt: skip
-    run, spec = _train(loop, data, device, rank, world, wrap=ray.train.torch.prepare_model)
+    run, spec = _train(setup, data, device, rank, world, wrap=ray.train.torch.prepare_model)
     if rank == 0:
         ray.get(config["inbox"].put.remote(_checkpoint_files(run, spec)))
     ray.train.report({"epochs": len(run.history)}, checkpoint=None)
 
 
-def _train(loop: FitSpec, data: dict[str, tuple[torch.Tensor, torch.Tensor]], device: torch.device, rank: int,
+def _train(setup: FitSpec, data: dict[str, tuple[torch.Tensor, torch.Tensor]], device: torch.device, rank: int,
            world: int, wrap=None) -> tuple[Fit, SurrogateSpec]:  # fmt: skip
     """Run the spec's `Fit` to the end (fine-tuning at the warm start's scaling); rank 0 logs every epoch."""
-    run, spec = loop.start(data["train"], data["val"], device, wrap, rank, world)
+    run, spec = setup.start(data["train"], data["val"], device, wrap, rank, world)
     while not run.done:
         record = run.step()
         if rank == 0:

@@ -14,16 +14,16 @@ from pathlib import Path
 import numpy as np
 
 import raysurr
-from raysurr.config import Config, SimulatorConfig
+from raysurr.config import Config
 from raysurr.data.dataset import FORMAT_VERSION, MANIFEST, WHOLE, DatasetInfo, open_dataset, write_manifest
 from raysurr.data.labels import LabelStore
 from raysurr.data.store import staged_directory, write_config
 from raysurr.distributed.labeling import Labeler
-from raysurr.engine.run_folder import evaluation_seed
+from raysurr.engine.run_folder import evaluation_seed, evaluation_simulator
 from raysurr.errors import DatasetError
 from raysurr.progress import say
 from raysurr.seeding import generator
-from raysurr.simulators import SIMULATORS, build_simulator
+from raysurr.simulators import build_simulator
 
 
 def evaluation_sets(config: Config, folder: Path, run_root: Path) -> DatasetInfo:
@@ -38,8 +38,7 @@ def evaluation_sets(config: Config, folder: Path, run_root: Path) -> DatasetInfo
     if (folder / MANIFEST).exists():
         say(f"evaluation sets: cached at {folder}")
         return open_dataset(folder)
-    options = {**config.simulator.options, **SIMULATORS.get(config.simulator.name).evaluation_options}
-    config = replace(config, seed=evaluation_seed(config), simulator=SimulatorConfig(config.simulator.name, options))
+    config = replace(config, seed=evaluation_seed(config), simulator=evaluation_simulator(config))
     try:
         with staged_directory(folder) as stage:  # an incomplete set raises here and is never cached
             write_dataset(config, {"val": config.pool.val, "test": config.pool.test}, stage, "eval")

@@ -15,6 +15,7 @@ the same simulator, seed and sizes.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import time
 from dataclasses import asdict, dataclass, field
@@ -26,7 +27,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import torch
 
-from raysurr.config import Config, ModelConfig
+from raysurr.config import Config, ModelConfig, SimulatorConfig
 from raysurr.data.labels import LabelStore
 from raysurr.data.store import parameters_table, staged_directory, write_table, write_text
 from raysurr.engine.rounds import RoundRecord, write_rounds
@@ -47,7 +48,6 @@ class RunState:
 
     round: int = 0
     phase: str = "prepare"  # prepare -> label -> train -> eval -> score -> label (next round) ... -> done
-    selected: list[int] = field(default_factory=list)  # ids this round labels
     record: RoundRecord | None = None  # the current round so far
     records: list[RoundRecord] = field(default_factory=list)  # finished rounds
     selections: list[list[int]] = field(default_factory=list)  # selections[r]: the ids selected to label in round r
@@ -79,15 +79,19 @@ class RunState:
             raise StoreError(f"{str(path)!r} has keys this raysurr does not know; {fix}") from None
         rows = len(state.records) if isinstance(state.records, list) else None
         ok = (state.phase in PHASES and isinstance(state.round, int) and state.round >= 0 and rows == state.round
-              and all(isinstance(i, int) for i in [*state.selected, *state.retry]))  # fmt: skip
+              and all(isinstance(i, int) for i in [*itertools.chain(*state.selections), *state.retry]))  # fmt: skip
         if not ok:
             raise StoreError(f"{str(path)!r} is inconsistent (phase {state.phase!r}, round {state.round!r}, "
                              f"{rows} finished rounds); {fix}")  # fmt: skip
         return state
 
+    @property
+    def selected(self) -> list[int]:
+        """The ids this round labels (none before the initial set is drawn, or once the run is done)."""
+        return self.selections[self.round] if self.round < len(self.selections) else []
+
     def select(self, round_idx: int, ids: list[int]) -> None:
         """The ids round `round_idx` labels; recorded (again, on a re-run phase) as that round's selection."""
-        self.selected = ids
         del self.selections[round_idx:]
         self.selections.append(ids)
 
@@ -194,9 +198,15 @@ def evaluation_seed(config: Config) -> int:
     return config.seed if config.pool.eval_seed is None else config.pool.eval_seed
 
 
+def evaluation_simulator(config: Config) -> SimulatorConfig:
+    """The simulator that labels a run's validation/test sets: the run's, with its `evaluation_options` on top."""
+    options = {**config.simulator.options, **SIMULATORS.get(config.simulator.name).evaluation_options}
+    return SimulatorConfig(config.simulator.name, options)
+
+
 def evaluation_dir(config: Config, run_root: Path) -> Path:
     """The cached validation/test sets for a run's simulator, seed and sizes (shared between runs)."""
-    options = {**config.simulator.options, **SIMULATORS.get(config.simulator.name).evaluation_options}
+    options = evaluation_simulator(config).options
     identity = {"simulator": config.simulator.name, "options": options, "seed": evaluation_seed(config),
                 "val": config.pool.val, "test": config.pool.test}  # fmt: skip
     key = json.dumps(identity, sort_keys=True, default=str)
