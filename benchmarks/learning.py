@@ -21,6 +21,8 @@ Usage:
     python benchmarks/learning.py            # 500 and 2,000 labels, 2 and 8 min each (~35 min on 2 cores)
     python benchmarks/learning.py --quick    # 100 labels at N = 32, 20 s each
     python benchmarks/learning.py --dropout  # dropout 0, 0.1, 0.2, 0.4 (~8 min)
+    python benchmarks/learning.py --models unet --labels 2000 --budget-scale 1.875 --seeds 3
+                                             # one case over 3 seeds, then {"bench": "learning_seeds", mean, std}
 """
 
 from __future__ import annotations
@@ -59,11 +61,10 @@ def source_mae(pred: torch.Tensor, target: torch.Tensor) -> float:
     return float((pred - target).abs()[mask].mean())
 
 
-def run(name: str, options: dict, train, val, test, budget_s: float, threads: int) -> dict:
-    torch.manual_seed(0)
+def run(name: str, options: dict, train, val, test, settings: TrainingConfig, seed: int, threads: int) -> dict:
+    torch.manual_seed(seed)
     model = build_model(ModelConfig(name, options), train[0].shape[1], train[1].shape[1])
-    settings = TrainingConfig(epochs=10_000, lr=1e-3, batch_size=32, schedule="cosine", budget_s=budget_s)
-    fit = Fit(model, train, val, settings, torch.Generator().manual_seed(0))
+    fit = Fit(model, train, val, settings, torch.Generator().manual_seed(seed))
     start = time.perf_counter()
     while not fit.done:
         fit.step()
@@ -74,7 +75,8 @@ def run(name: str, options: dict, train, val, test, budget_s: float, threads: in
     y = test[1]
     errors = {"model": float(weighted_mae(pred, y)), "zero": float(weighted_mae(torch.zeros_like(y), y)),
               "mean": float(weighted_mae(fit.mean_target.expand_as(y), y))}  # fmt: skip
-    return {"model": name, "params": count_parameters(model), "labels": len(train[0]), "budget_s": budget_s,
+    return {"model": name, "params": count_parameters(model), "labels": len(train[0]), "seed": seed,
+            "budget_s": settings.budget_s, "lr": settings.lr, "batch_size": settings.batch_size,
             "epochs": len(fit.history), "best_epoch": fit.best_epoch, "test_wmae": errors["model"],
             "skill_zero": 1 - errors["model"] / errors["zero"], "skill_mean": 1 - errors["model"] / errors["mean"],
             "test_mae_source": source_mae(pred, y), "train_s": train_s,
@@ -117,26 +119,47 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="100 labels at N = 32, 20 s per model")
     parser.add_argument("--models", default=",".join(FAMILIES), help="comma-separated subset of the families")
     parser.add_argument("--budget-scale", type=float, default=1.0, help="multiply every training budget")
+    seeds_help = "repeat each case over this many seeds (training draw, initial weights), then their mean and spread"
+    parser.add_argument("--seeds", type=int, default=1, help=seeds_help)
+    parser.add_argument("--lr", type=float, default=1e-3, help="Adam's peak learning rate")
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--labels", help="comma-separated label counts instead of 500,2000 (budgets scale with them)")
     parser.add_argument("--dropout", action="store_true", help="the dropout study instead")
     args = parser.parse_args()
     threads = os.cpu_count() or 2
     torch.set_num_threads(threads)
     grid, cases = (32, [(100, 20.0)]) if args.quick else (100, [(500, 120.0), (2000, 480.0)])
+    if args.labels:
+        cases = [(int(n), 0.24 * int(n)) for n in args.labels.split(",")]
     sim = Diffusion2D(grid=grid)
     val, test = dataset(sim, 200, 1), dataset(sim, 500, 2)
-    largest = dataset(sim, max(n for n, _ in cases), 0)
+    pool = dataset(sim, args.seeds * max(n for n, _ in cases), 0)
     emit(bench="machine", cpus=threads, torch=torch.__version__, grid=grid, val=len(val[0]), test=len(test[0]))
     if args.dropout:
         labels = 100 if args.quick else 500
-        dropout_study((largest[0][:labels], largest[1][:labels]), val, test, [0.0, 0.1, 0.2, 0.4],
+        dropout_study((pool[0][:labels], pool[1][:labels]), val, test, [0.0, 0.1, 0.2, 0.4],
                       2 if args.quick else 8)  # fmt: skip
         return
     for labels, budget in cases:
-        budget *= args.budget_scale
-        train = largest[0][:labels], largest[1][:labels]
+        settings = TrainingConfig(epochs=10_000, lr=args.lr, batch_size=args.batch_size, schedule="cosine",
+                                  budget_s=budget * args.budget_scale)  # fmt: skip
         for name in args.models.split(","):
             options = FAMILIES[name] if not args.quick else {**FAMILIES[name], "depth": 3}
-            emit(bench="learning", grid=grid, **run(name, options, train, val, test, budget, threads))
+            rows = []
+            for seed in range(args.seeds):  # seed s trains on the s-th disjoint draw of `labels` samples
+                train = pool[0][seed * labels : (seed + 1) * labels], pool[1][seed * labels : (seed + 1) * labels]
+                rows.append(run(name, options, train, val, test, settings, seed, threads))
+                emit(bench="learning", grid=grid, **rows[-1])
+            if args.seeds > 1:
+                emit(bench="learning_seeds", grid=grid, model=name, labels=labels, seeds=args.seeds,
+                     budget_s=settings.budget_s, **spread(rows, "test_wmae"), **spread(rows, "skill_zero"))  # fmt: skip
+
+
+def spread(rows: list[dict], key: str) -> dict:
+    """Mean, sample standard deviation, min and max of one figure over seeds."""
+    values = np.array([row[key] for row in rows])
+    return {f"{key}_mean": values.mean(), f"{key}_std": values.std(ddof=1), f"{key}_min": values.min(),
+            f"{key}_max": values.max()}  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -26,7 +26,8 @@ from raysurr.errors import RaysurrError
 from raysurr.models.registry import MODELS
 
 FORMAT = "raysurr-surrogate"
-VERSION = 2  # 2: the autoencoder decodes in the study's order, the U-Net halves channels with zero padding
+VERSION = 3  # 2: the autoencoder decodes in the study's order, the U-Net halves channels with zero padding;
+# 3: the U-Net's up-step to an odd size 2h + 1 is a stride-2 transposed conv
 FILENAME = "surrogate.pt"
 
 

@@ -21,10 +21,13 @@ class DoubleConv(nn.Sequential):
 
 
 class Up(nn.Module):
-    """Up-sample to the skip's size, halve the channels with a 3x3 conv, concatenate, double conv.
+    """Up-sample to the skip's size and halve the channels with one 3x3 kernel, concatenate, double conv.
 
-    The halving conv pads with zeros, as the study's (a 3x3 transposed conv with padding 1): it only
-    mixes the up-sampled map, and the double conv after it applies the boundary condition.
+    As the study's up path: from h to 2h + 1 cells a side (12 -> 25 on its grid) a transposed conv of
+    stride 2 with no padding, which computes at the low resolution; to any other size nearest
+    up-sampling, then the kernel as a conv padded with zeros. Both only mix the up-sampled map; the
+    double conv after them applies the boundary condition. One weight serves both, so the layout does
+    not depend on the grid.
     """
 
     def __init__(self, in_channels: int, out_channels: int, padding: str) -> None:
@@ -33,7 +36,12 @@ class Up(nn.Module):
         self.block = DoubleConv(2 * out_channels, out_channels, padding)
 
     def forward(self, x: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:
-        x = self.reduce(F.interpolate(x, size=skip.shape[-2:], mode="nearest"))
+        size = skip.shape[-2:]
+        if all(s == 2 * h + 1 for s, h in zip(size, x.shape[-2:], strict=True)):
+            weight = self.reduce.weight.transpose(0, 1).flip(-2, -1)  # the same kernel, run over the zero-stuffed map
+            x = F.conv_transpose2d(x, weight, self.reduce.bias, stride=2)
+        else:
+            x = self.reduce(F.interpolate(x, size=size, mode="nearest"))
         return self.block(torch.cat([skip, x], dim=1))
 
 

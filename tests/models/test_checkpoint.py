@@ -10,6 +10,7 @@ import torch
 import raysurr
 from raysurr.models import UNet
 from raysurr.models.checkpoint import (
+    VERSION,
     CheckpointError,
     Surrogate,
     SurrogateSpec,
@@ -74,7 +75,7 @@ def test_version_and_shape_mismatch(saved, tmp_path):
     _, path = saved
     payload = torch.load(path, weights_only=True)
     torch.save({**payload, "version": 99}, tmp_path / "future.pt")
-    with pytest.raises(CheckpointError, match="checkpoint version 99; this raysurr reads 2"):
+    with pytest.raises(CheckpointError, match=f"checkpoint version 99; this raysurr reads {VERSION}"):
         raysurr.load_surrogate(tmp_path / "future.pt")
     torch.save({**payload, "init": {**payload["init"], "base_channels": 5}}, tmp_path / "other.pt")
     with pytest.raises(CheckpointError, match="weights do not fit model 'unet'"):

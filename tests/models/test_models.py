@@ -40,6 +40,25 @@ def test_unet_pools_like_the_study():
     assert sizes == [100, 50, 25, 12, 6]
 
 
+def test_unet_goes_up_to_an_odd_size_with_a_strided_transposed_conv_like_the_study():
+    """12 -> 25 on the study's grid: the halving kernel as a stride-2 transposed conv at 12x12; 25 -> 50
+    as nearest up-sampling and the same kind of kernel as a conv."""
+    up_odd, up_even = UNet(base_channels=2).up[1], UNet(base_channels=2).up[2]
+    x, skip = torch.randn(1, 16, 12, 12), torch.randn(1, 8, 25, 25)
+    convt = torch.nn.ConvTranspose2d(16, 8, 3, stride=2)
+    convt.weight.data = up_odd.reduce.weight.detach().transpose(0, 1).flip(-2, -1)
+    convt.bias.data = up_odd.reduce.bias.detach()
+    seen = []
+    up_odd.block.register_forward_pre_hook(lambda module, args: seen.append(args[0][:, 8:]))
+    up_odd(x, skip)
+    torch.testing.assert_close(seen[0], convt(x))
+
+    x, skip = torch.randn(1, 8, 25, 25), torch.randn(1, 4, 50, 50)
+    up_even.block.register_forward_pre_hook(lambda module, args: seen.append(args[0][:, 4:]))
+    up_even(x, skip)
+    torch.testing.assert_close(seen[1], up_even.reduce(torch.nn.functional.interpolate(x, size=(50, 50))))
+
+
 @pytest.mark.parametrize(("cls", "expected"), [(UNet, 34.5e6), (Autoencoder, 50.3e6)])
 def test_study_widths_have_the_studys_size(cls, expected):
     assert abs(count_parameters(cls()) - expected) / expected < 0.01
