@@ -134,6 +134,11 @@ def test_config_errors_are_one_line(tmp_path):
         (["--set", "model.name=resnet"], RegistryError, "unknown model 'resnet'"),
         (["--set", "loop.batch_size=0"], ConfigError, "loop.batch_size must be > 0"),
         (["--set", "pool.initial=9999"], ConfigError, "pool.initial must be <= pool.size"),
+        (
+            ["--set", "acquisition.name=stochastic", "--set", "acquisition.inner={name: random}"],
+            ConfigError,
+            "acquisition stochastic re-ranks scores, but 'random' does not score",
+        ),
     ],
 )
 def test_bad_config_fails_before_any_work(tmp_path, args, error, message):
@@ -149,3 +154,83 @@ def test_resume_and_run_dir_mistakes(tmp_path):
     (tmp_path / "busy" / "x").write_text("1")
     with pytest.raises(ConfigError, match="is not empty; continue it with --resume"):
         main(["--config", QUICKSTART, "--run-dir", str(tmp_path / "busy")])
+
+
+NEEDS_CASES = [{"name": name} for name in sorted(raysurr.acquisition.ACQUISITIONS.names())] + [
+    {"name": "ensemble", "members": 3},
+    {"name": "stochastic", "inner": {"name": "ensemble", "members": 2}},
+    {"name": "hybrid", "inner": {"name": "tod"}},
+]
+
+
+@pytest.mark.parametrize("section", NEEDS_CASES, ids=lambda s: json.dumps(s, separators=(",", ":")))
+def test_every_acquisition_function_gets_from_the_driver_what_it_declares(reference, tmp_path, monkeypatch, section):
+    """Rounds 0 and 1 of the reference run with another function: the driver trains `members` models (own
+    seeds, own warm starts), hands the scorer the members and, for TOD, the previous round's model, and
+    `select` sees scores and vectors of the declared kind for exactly the unlabelled candidates. Training
+    is replaced by fresh seeded networks and the scorer runs in this process: their own tests are elsewhere."""
+    import shutil
+
+    import numpy as np
+    import torch
+    import yaml
+
+    from raysurr.acquisition import build_acquisition
+    from raysurr.distributed import scoring
+    from raysurr.distributed.training import TrainResult
+    from raysurr.engine import driver as driver_module
+    from raysurr.models import build_model
+    from raysurr.models.checkpoint import SurrogateSpec, save_surrogate
+
+    run = tmp_path / "run"
+    shutil.copytree(reference, run)
+    shutil.copytree(reference.parent / ".eval-cache", tmp_path / ".eval-cache")
+    shutil.rmtree(run / "checkpoints")
+    config = yaml.safe_load((run / "config.yaml").read_text())
+    config["acquisition"] = section
+    config["training"]["reinit"] = False
+    needs = build_acquisition(section).needs
+    trained, handed, seen = [], [], []
+
+    def train(datasets, model, channels, training, resources, out_dir, seed, warm_start=None, **_):
+        trained.append((Path(out_dir).name, seed, warm_start and Path(warm_start).name))
+        torch.manual_seed(seed)
+        spec = SurrogateSpec(model.name, {"in_channels": channels[0], "out_channels": channels[1], **model.options})
+        save_surrogate(build_model(model, *channels), spec, out_dir)
+        return TrainResult(Path(out_dir), [], 0, 1.0, 0.0)
+
+    def score(pool, scorer, resources):
+        handed.append([Path(p).name for p in scorer["checkpoints"]])
+        table = pq.read_table(run / "pool").sort_by("sample_id").to_pydict()
+        return scoring.PoolScorer(**scorer)({name: np.asarray(values) for name, values in table.items()})
+
+    monkeypatch.setattr(driver_module, "fit", train)
+    monkeypatch.setattr(driver_module, "score_pool", score)
+    driver = driver_module.ALDriver(str(run), config)
+    driver.folder.save_untrained(driver.config.model, driver.simulator, seed=0)
+    select = driver.acquisition.select
+    driver.acquisition.select = lambda candidates, k, rng: seen.append(candidates) or select(candidates, k, rng)
+    driver.train(0)
+    driver.train(1)
+    picks = driver.score(1, 5)
+
+    members = max(1, needs.members)
+    names = [f"round_{r:03d}" + (f"_member{m}" if m else "") for r in (0, 1) for m in range(members)]
+    assert [name for name, _, _ in trained] == names
+    assert len({seed for _, seed, _ in trained}) == 2 * members  # each member its own seed, each round
+    assert [warm for _, _, warm in trained] == [None] * members + names[:members]  # each from its own last model
+    expected = names[members : members + needs.members] + (["round_000"] if needs.previous else [])
+    assert handed == ([expected] if needs.members else [])
+    (candidates,) = seen
+    labeled = set(labeled_ids(run))
+    assert set(candidates.ids.tolist()) == set(range(64)) - labeled and len(candidates.ids) == 64 - len(labeled)
+    assert (candidates.scores is not None) == bool(needs.members)
+    if needs.scores:
+        assert np.isfinite(candidates.scores).all() and candidates.scores.max() > 0
+    if needs.vectors is None:
+        assert candidates.vectors is None and candidates.labeled_vectors is None
+    else:
+        width = 8 if needs.vectors == "features" else driver.simulator.embed(driver.params[:1]).shape[1]  # 8: 2 * 2**2
+        assert candidates.vectors.shape == (len(candidates.ids), width)
+        assert candidates.labeled_vectors.shape == (len(labeled), width)
+    assert len(picks) == 5 and set(picks) <= set(candidates.ids.tolist())

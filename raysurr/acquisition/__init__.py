@@ -5,7 +5,14 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from raysurr.acquisition.base import ACQUISITIONS, AbstractAcquisition, Candidates, k_center, register_acquisition
+from raysurr.acquisition.base import (
+    ACQUISITIONS,
+    AbstractAcquisition,
+    Candidates,
+    Needs,
+    k_center,
+    register_acquisition,
+)
 from raysurr.acquisition.functions import TOD, Coreset, Diversity, Ensemble, Entropy, Hybrid, Random, StochasticBatch
 from raysurr.config import AcquisitionConfig
 
@@ -27,6 +34,7 @@ __all__ = [
     "Ensemble",
     "Entropy",
     "Hybrid",
+    "Needs",
     "Random",
     "StochasticBatch",
     "build_acquisition",

@@ -3,7 +3,9 @@
 An acquisition function has two halves. `score_batch` runs where the models are (a Ray Data actor
 or this process) and turns a batch of network inputs into one score per sample. `select` runs in
 the driver on small per-sample arrays only (ids, scores, embedding vectors) and returns the ids to
-label next. Wrappers (`stochastic`, `hybrid`) compose by holding an inner function.
+label next. What the two halves need from a round (which models, which vectors) the function
+declares as its `needs`; the driver and the scorer read nothing else. Wrappers (`stochastic`,
+`hybrid`) compose by holding an inner function.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 import abc
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 import torch
@@ -41,11 +44,44 @@ class Candidates:
         return Candidates(self.ids[index], take(self.scores), take(self.vectors), self.labeled_vectors)
 
 
+@dataclass(frozen=True)
+class Needs:
+    """What an acquisition function needs from a round: the driver trains and hands over exactly this.
+
+    Attributes:
+        members: this round's models that `score_batch` receives, each trained from its own seed (an
+            ensemble's K); 0 when the function computes nothing per sample.
+        previous: after the members, the previous round's model (round 0: the untrained one), as TOD needs.
+        scores: `score_batch` returns one score per sample (what `stochastic` and `hybrid` wrap).
+        vectors: the per-candidate vectors `select` reads: None, "embedding" (the simulator's
+            parameter embedding) or "features" (the first member's latent features, labelled set too).
+
+    Example:
+        >>> Needs(members=1, previous=True, scores=True).checkpoints
+        2
+    """
+
+    members: int = 0
+    previous: bool = False
+    scores: bool = False
+    vectors: Literal["embedding", "features"] | None = None
+
+    def __post_init__(self) -> None:
+        if self.members < 0 or self.vectors not in (None, "embedding", "features"):
+            raise ValueError(f"invalid acquisition needs: members {self.members}, vectors {self.vectors!r}")
+        if self.members == 0 and (self.previous or self.scores or self.vectors == "features"):
+            raise ValueError("a function that scores, compares rounds or reads features needs members >= 1")
+
+    @property
+    def checkpoints(self) -> int:
+        """How many models `score_batch` receives: the members, then the previous round's if asked."""
+        return self.members + self.previous
+
+
 class AbstractAcquisition(abc.ABC):
     """Base of every acquisition function; register with `@register_acquisition("name")`."""
 
-    models: int = 0  # models `score_batch` needs: 0 none, 1 current, 2 current and previous round's
-    vectors: str | None = None  # None, "embedding" (the simulator's) or "features" (the model's latent)
+    needs: Needs = Needs()  # nothing: selection from the candidate ids alone
 
     def score_batch(self, models: Sequence[nn.Module], x: torch.Tensor) -> torch.Tensor | None:
         """x: [b, C, H, W] -> scores [b] (higher: more worth labelling), or None if unused."""
@@ -83,22 +119,29 @@ def k_center(vectors: np.ndarray, centres: np.ndarray | None, k: int, rng: np.ra
     Returns:
         [k] indices into `vectors`. Without centres the first pick is random.
     """
-    vectors = np.asarray(vectors, dtype=np.float32)  # float32 halves the memory traffic of each greedy step
-    norms = (vectors**2).sum(1)
+    vectors = np.asarray(vectors, dtype=np.float64)
+    has_centres = centres is not None and len(centres) > 0
+    # Distances from expanded norms (|a|^2 - 2ab + |b|^2) cancel catastrophically when the vectors share an
+    # offset much larger than their spread (model features do): centring on the candidates' mean keeps
+    # them exact, and float64 keeps them exact to ~1e-12 of the spread.
+    shift = vectors.mean(axis=0)
+    vectors = vectors - shift
+    norms = np.einsum("ij,ij->i", vectors, vectors)
 
     def squared_to(points: np.ndarray) -> np.ndarray:  # [N] squared distance to the nearest of points [P, E]
-        rows = max(1, 2**22 // len(points))  # bounded memory: at most 4 M distances at a time
-        out = np.empty(len(vectors), dtype=np.float32)
+        rows = max(1, 2**21 // len(points))  # bounded memory: at most 2 M distances (16 MB) at a time
+        point_norms = np.einsum("ij,ij->i", points, points)
+        out = np.empty(len(vectors))
         for r in range(0, len(vectors), rows):
-            block = norms[r : r + rows, None] - 2 * vectors[r : r + rows] @ points.T + (points**2).sum(1)[None, :]
+            block = norms[r : r + rows, None] - 2 * vectors[r : r + rows] @ points.T + point_norms[None, :]
             out[r : r + rows] = block.min(axis=1)
         return np.maximum(out, 0.0)
 
-    if centres is None or len(centres) == 0:
+    if has_centres:
+        distance, picks = squared_to(np.asarray(centres, dtype=np.float64) - shift), []
+    else:
         picks = [int(rng.integers(len(vectors)))]
         distance = squared_to(vectors[picks])
-    else:
-        distance, picks = squared_to(np.asarray(centres, dtype=np.float32)), []
     while len(picks) < k:
         pick = int(np.argmax(distance))
         picks.append(pick)

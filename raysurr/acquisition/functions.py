@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -12,6 +13,7 @@ from torch import nn
 from raysurr.acquisition.base import (
     AbstractAcquisition,
     Candidates,
+    Needs,
     check_k,
     k_center,
     register_acquisition,
@@ -47,7 +49,7 @@ class Entropy(AbstractTopK):
         w2: weight of the source term.
     """
 
-    models = 1
+    needs = Needs(members=1, scores=True)
 
     def __init__(self, passes: int = 3, w2: float = 2000.0) -> None:
         if passes < 2:
@@ -68,7 +70,7 @@ class Entropy(AbstractTopK):
 class TOD(AbstractTopK):
     """Temporal output discrepancy: ½ Σ (f_r(x) − f_{r−1}(x))² between this round's model and the last's."""
 
-    models = 2
+    needs = Needs(members=1, previous=True, scores=True)
 
     @torch.no_grad()
     def score_batch(self, models: Sequence[nn.Module], x: torch.Tensor) -> torch.Tensor:
@@ -78,12 +80,16 @@ class TOD(AbstractTopK):
 
 @register_acquisition("ensemble")
 class Ensemble(AbstractTopK):
-    """Variance across K independently trained models, averaged over pixels (top-K on ensemble variance)."""
+    """Variance across K models trained each round from their own seeds, averaged over pixels (top-k).
+
+    Args:
+        members: K, the models trained every round (each warm-started from its own last-round model).
+    """
 
     def __init__(self, members: int = 2) -> None:
         if members < 2:
             raise ConfigError(f"acquisition.members must be >= 2 for a variance, got {members}")
-        self.models = members
+        self.needs = Needs(members=members, scores=True)
 
     @torch.no_grad()
     def score_batch(self, models: Sequence[nn.Module], x: torch.Tensor) -> torch.Tensor:
@@ -95,7 +101,7 @@ class Ensemble(AbstractTopK):
 class Diversity(AbstractAcquisition):
     """Greedy k-centre in the simulator's parameter embedding, starting from the labelled set (the study's)."""
 
-    vectors = "embedding"
+    needs = Needs(vectors="embedding")
 
     def select(self, candidates: Candidates, k: int, rng: np.random.Generator) -> np.ndarray:
         check_k(candidates, k)
@@ -106,8 +112,7 @@ class Diversity(AbstractAcquisition):
 class Coreset(Diversity):
     """Core-Set: greedy k-centre on the model's latent features, starting from the labelled set."""
 
-    models = 1
-    vectors = "features"
+    needs = Needs(members=1, vectors="features")
 
 
 @register_acquisition("stochastic")
@@ -123,12 +128,10 @@ class StochasticBatch(AbstractAcquisition):
     """
 
     def __init__(self, inner: Mapping[str, Any] | None = None, beta: float = 1.0) -> None:
-        from raysurr.acquisition import build_acquisition
-
         if beta < 0:
             raise ConfigError(f"acquisition.beta must be >= 0, got {beta}")
-        self.inner = build_acquisition(inner or {"name": "entropy"})
-        self.models, self.vectors, self.beta = self.inner.models, self.inner.vectors, beta
+        self.inner = wrapped(inner, "stochastic")
+        self.needs, self.beta = self.inner.needs, beta
 
     def score_batch(self, models, x):
         return self.inner.score_batch(models, x)
@@ -149,15 +152,11 @@ class Hybrid(AbstractAcquisition):
         shortlist: shortlist size as a multiple of k.
     """
 
-    vectors = "embedding"
-
     def __init__(self, inner: Mapping[str, Any] | None = None, shortlist: float = 4.0) -> None:
-        from raysurr.acquisition import build_acquisition
-
         if shortlist < 1:
             raise ConfigError(f"acquisition.shortlist must be >= 1, got {shortlist}")
-        self.inner = build_acquisition(inner or {"name": "entropy"})
-        self.models, self.shortlist = self.inner.models, shortlist
+        self.inner = wrapped(inner, "hybrid")
+        self.needs, self.shortlist = replace(self.inner.needs, vectors="embedding"), shortlist
 
     def score_batch(self, models, x):
         return self.inner.score_batch(models, x)
@@ -168,3 +167,15 @@ class Hybrid(AbstractAcquisition):
         best = np.argsort(-np.asarray(candidates.scores), kind="stable")[:size]
         short = candidates.subset(best)
         return short.ids[k_center(short.vectors, short.labeled_vectors, k, rng)]
+
+
+def wrapped(inner: Mapping[str, Any] | None, wrapper: str) -> AbstractAcquisition:
+    """The function a wrapper holds (default entropy); refused at config time unless it scores."""
+    from raysurr.acquisition import build_acquisition  # the package imports this module: a cycle at import time
+
+    function = build_acquisition(inner or {"name": "entropy"})
+    if not function.needs.scores:
+        name = (inner or {}).get("name")
+        raise ConfigError(f"acquisition {wrapper} re-ranks scores, but {name!r} does not score; wrap a function "
+                          f"that does (entropy, tod, ensemble, ...)")  # fmt: skip
+    return function

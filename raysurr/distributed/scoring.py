@@ -243,7 +243,7 @@ class PoolScorer:
         ids = np.asarray(batch["sample_id"])[keep]
         params = np.column_stack([np.asarray(batch[name])[keep] for name in self.simulator.parameter_names])
         out: dict[str, np.ndarray] = {"sample_id": ids}
-        if not self.acquisition.models:  # random, diversity: nothing to compute per sample here
+        if not self.acquisition.needs.members:  # random, diversity: nothing to compute per sample here
             return {**out, "score": np.zeros(len(ids))}
         if not len(ids):
             return {**out, "score": np.empty(0), **({"vector": np.empty((0, 1))} if self._features else {})}
@@ -257,7 +257,7 @@ class PoolScorer:
 
     @property
     def _features(self) -> bool:
-        return self.acquisition.vectors == "features"
+        return self.acquisition.needs.vectors == "features"
 
 
 def read_pool(pool: str | Path, resources: ResourcesConfig) -> ray.data.Dataset:

@@ -193,19 +193,22 @@ class ALDriver:
 
     def train(self, round_idx: int) -> TrainResult:
         """Round `round_idx`'s model(s) on every label so far, warm-started from the last round's unless
-        `training.reinit`; an ensemble trains one per member, each from its own seed."""
+        `training.reinit`. An ensemble trains one per member, each from its own seed and its own last model;
+        the result is the first member's, the model evaluated and deployed."""
         channels = (self.simulator.input_shape[0], self.simulator.output_shape[0])
         columns = ["sample_id", "input", "target"]
         val = self._once("val", lambda: read_samples(self.eval_dir / "val", columns).materialize())
         datasets = {"train": read_samples(self.folder.store.labels.directory, columns).materialize(), "val": val}
-        warm = self.folder.checkpoint(round_idx - 1) if round_idx and not self.config.training.reinit else None
+        warm_start = round_idx and not self.config.training.reinit
         meta = {"round": round_idx, "run": self.config.name}
-        for member in range(self._members()):
+        results = []
+        for member in range(max(1, self.acquisition.needs.members)):
             seed = child_seed(self.config.seed, "train", round_idx, member)
+            warm = self.folder.checkpoint(round_idx - 1, member) if warm_start else None
             out = self.folder.checkpoint(round_idx, member)
-            result = fit(datasets, self.config.model, channels, self.config.training, self.config.resources, out,
-                         seed=seed, warm_start=warm, meta=meta, plugins=self.config.plugins)  # fmt: skip
-        return result
+            results.append(fit(datasets, self.config.model, channels, self.config.training, self.config.resources,
+                               out, seed=seed, warm_start=warm, meta=meta, plugins=self.config.plugins))  # fmt: skip
+        return results[0]
 
     def evaluate(self, round_idx: int) -> tuple[dict[str, float], dict[str, float]]:
         """Round `round_idx`'s model on the validation and the test set, in one Ray Data pass."""
@@ -223,20 +226,18 @@ class ALDriver:
 
     # Pieces --------------------------------------------------------------------------------------
 
-    def _members(self) -> int:
-        return self.acquisition.models if self.acquisition.models > 2 else 1  # an ensemble trains K models
-
     def _candidates(self, round_idx: int, done: set[int]) -> Candidates:
         """Scores (on Ray Data, if the function needs models) and selection vectors for the unlabelled pool."""
         all_ids = np.arange(len(self.params))
         pool_ids = np.setdiff1d(all_ids, np.fromiter(done, dtype=np.int64, count=len(done)))
         labeled = np.fromiter(self.folder.store.labeled_ids(), dtype=np.int64)
         scores = vectors = labeled_vectors = None
-        if self.acquisition.models:
-            models = [str(self.folder.checkpoint(round_idx, m)) for m in range(self._members())]
-            if self.acquisition.models == 2:  # tod: this round's model against the last round's
+        needs = self.acquisition.needs
+        if needs.members:
+            models = [str(self.folder.checkpoint(round_idx, m)) for m in range(needs.members)]
+            if needs.previous:
                 models.append(str(self.folder.checkpoint(round_idx - 1) if round_idx else self.folder.untrained))
-            features = self.acquisition.vectors == "features"
+            features = needs.vectors == "features"
             scored_ids = np.union1d(pool_ids, labeled) if features else pool_ids  # coreset also needs the labelled
             exclude = np.setdiff1d(all_ids, scored_ids)
             scorer = {"acquisition": self.config.acquisition, "checkpoints": models, "simulator": self.config.simulator,
@@ -249,7 +250,7 @@ class ALDriver:
             if features:
                 vectors, labeled_vectors = scored["vector"][in_pool], scored["vector"][~in_pool]
             pool_ids = scored["sample_id"][in_pool]
-        if self.acquisition.vectors == "embedding":
+        if needs.vectors == "embedding":
             vectors = self.simulator.embed(self.params[pool_ids])
             labeled_vectors = self.simulator.embed(self.params[labeled])
         return Candidates(pool_ids, scores, vectors, labeled_vectors)

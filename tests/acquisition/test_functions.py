@@ -5,9 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
 from scipy import stats
 
-from raysurr.acquisition import ACQUISITIONS, Candidates, build_acquisition, k_center
+from raysurr.acquisition import ACQUISITIONS, Candidates, Needs, build_acquisition, k_center
 from raysurr.config import AcquisitionConfig
 from raysurr.errors import ConfigError, RegistryError
 from raysurr.models import UNet
@@ -29,7 +31,7 @@ def pool(n: int = 30, seed: int = 0) -> Candidates:
 @pytest.mark.parametrize("name", ACQUISITIONS.names())
 def test_scores_are_finite_with_one_per_sample(name):
     acq = build_acquisition({"name": name})
-    models = [unet(seed) for seed in range(max(acq.models, 1))]
+    models = [unet(seed) for seed in range(acq.needs.checkpoints)]
     scores = acq.score_batch(models, X)
     if scores is not None:
         assert scores.shape == (6,) and torch.isfinite(scores).all() and (scores >= 0).all()
@@ -67,10 +69,42 @@ def test_entropy_is_zero_without_dropout_and_positive_with_it():
     assert not model.training  # the model is left in eval mode
 
 
-def test_ensemble_variance():
+@pytest.mark.parametrize(
+    ("section", "needs"),
+    [
+        ({"name": "random"}, Needs()),
+        ({"name": "diversity"}, Needs(vectors="embedding")),
+        ({"name": "entropy"}, Needs(members=1, scores=True)),
+        ({"name": "tod"}, Needs(members=1, previous=True, scores=True)),
+        ({"name": "ensemble"}, Needs(members=2, scores=True)),  # two models of this round, not TOD's pair
+        ({"name": "ensemble", "members": 5}, Needs(members=5, scores=True)),
+        ({"name": "coreset"}, Needs(members=1, vectors="features")),
+        ({"name": "stochastic", "inner": {"name": "ensemble", "members": 3}}, Needs(members=3, scores=True)),
+        (
+            {"name": "hybrid", "inner": {"name": "tod"}},
+            Needs(members=1, previous=True, scores=True, vectors="embedding"),
+        ),
+    ],
+)
+def test_each_function_declares_what_it_needs(section, needs):
+    assert build_acquisition(section).needs == needs
+
+
+def test_needs_refuse_what_cannot_be_handed_over():
+    with pytest.raises(ValueError, match="needs members >= 1"):
+        Needs(previous=True)
+    with pytest.raises(ValueError, match="invalid acquisition needs"):
+        Needs(members=1, vectors="pixels")
+
+
+def test_ensemble_variance_over_its_members():
     ensemble = build_acquisition({"name": "ensemble", "members": 3})
-    assert ensemble.models == 3
     assert torch.equal(ensemble.score_batch([unet(1)] * 3, X), torch.zeros(6))
+    members = [unet(seed).eval() for seed in range(3)]
+    with torch.no_grad():
+        outputs = np.stack([m(X).numpy() for m in members])
+    expected = outputs.var(axis=0).reshape(6, -1).mean(axis=1)
+    np.testing.assert_allclose(ensemble.score_batch(members, X).numpy(), expected, rtol=1e-5)
 
 
 def test_diversity_picks_the_known_farthest_point():
@@ -86,6 +120,51 @@ def test_k_center_without_centres_covers_clusters():
     clusters = np.concatenate([rng.normal(c, 0.01, size=(20, 2)) for c in [(0, 0), (5, 0), (0, 5)]])
     picks = k_center(clusters, None, 3, rng)
     assert sorted(p // 20 for p in picks) == [0, 1, 2]
+
+
+def brute_force_k_center(vectors: np.ndarray, centres: np.ndarray | None, k: int, first: int) -> tuple[list, float]:
+    """Farthest-first from explicit differences in float64; also the smallest relative gap between the
+    farthest and the runner-up over the steps (where it is ~0 the pick is a tie and either is right)."""
+    chosen = list(centres) if centres is not None else [vectors[first]]
+    picks, gap = ([] if centres is not None else [first]), np.inf
+    while len(picks) < k:
+        distance = np.array([min(((v - c) ** 2).sum() for c in chosen) for v in vectors])
+        top = np.sort(distance)[::-1]
+        gap = min(gap, (top[0] - top[1]) / top[0] if len(top) > 1 and top[0] > 0 else 0.0)
+        picks.append(int(np.argmax(distance)))
+        chosen.append(vectors[picks[-1]])
+    return picks, gap
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    n=st.integers(2, 25),
+    dims=st.integers(1, 5),
+    labelled=st.integers(0, 4),
+    offset=st.floats(-1e3, 1e3),
+    spread=st.floats(1e-3, 10.0),
+    seed=st.integers(0, 2**32 - 1),
+)
+def test_k_center_picks_what_an_exact_greedy_picks(n, dims, labelled, offset, spread, seed):
+    """Vectors sharing an offset far larger than their spread (model features do) are where distances from
+    expanded norms go wrong: the selection must equal a float64 greedy on explicit differences."""
+    rng = np.random.default_rng(seed)
+    vectors = offset + spread * rng.normal(size=(n, dims))
+    centres = offset + spread * rng.normal(size=(labelled, dims)) if labelled else None
+    k = int(rng.integers(1, n + 1))
+    first = int(np.random.default_rng(seed).integers(n))  # k_center's first draw when there are no centres
+    expected, gap = brute_force_k_center(vectors, centres, k, first)
+    assume(gap > 1e-9)  # a tie has two right answers
+    assert k_center(vectors, centres, k, np.random.default_rng(seed)).tolist() == expected
+
+
+def test_k_center_on_features_with_a_common_offset_is_exact():
+    """The case that broke the float32 version in 20 of 20 trials: offset 30, spread 0.05."""
+    for trial in range(20):
+        rng = np.random.default_rng(trial)
+        vectors, centres = 30 + 0.05 * rng.normal(size=(200, 16)), 30 + 0.05 * rng.normal(size=(20, 16))
+        expected, _ = brute_force_k_center(vectors, centres, 10, first=0)
+        assert k_center(vectors, centres, 10, rng).tolist() == expected
 
 
 def test_stochastic_wrapper_frequencies_follow_score_power_beta():
@@ -107,7 +186,6 @@ def test_hybrid_diversifies_a_shortlist():
     vectors = np.array([[0.0, 0.0], [0.01, 0.0], [5.0, 5.0], [9.0, 9.0], [-9.0, 0.0]])
     candidates = Candidates(ids=np.arange(5), scores=scores, vectors=vectors, labeled_vectors=np.array([[0.0, 0.0]]))
     acq = build_acquisition({"name": "hybrid", "shortlist": 1.5, "inner": {"name": "tod"}})
-    assert acq.models == 2
     assert sorted(acq.select(candidates, 2, np.random.default_rng()).tolist()) == [1, 2]  # not 0, the duplicate
 
 
@@ -120,6 +198,13 @@ def test_hybrid_diversifies_a_shortlist():
         ({"name": "stochastic", "beta": -1}, ConfigError, "acquisition.beta must be >= 0"),
         ({"name": "stochastic", "inner": {"name": "nope"}}, RegistryError, "unknown acquisition function 'nope'"),
         ({"name": "ensemble", "members": 1}, ConfigError, "acquisition.members must be >= 2"),
+        (
+            {"name": "stochastic", "inner": {"name": "random"}},
+            ConfigError,
+            "acquisition stochastic re-ranks scores, but 'random' does not score; wrap a function that does",
+        ),
+        ({"name": "hybrid", "inner": {"name": "diversity"}}, ConfigError, "but 'diversity' does not score"),
+        ({"name": "stochastic", "inner": {"name": "coreset"}}, ConfigError, "but 'coreset' does not score"),
     ],
 )
 def test_bad_names_and_options(section, error, message):
@@ -131,3 +216,24 @@ def test_bad_names_and_options(section, error, message):
 def test_k_outside_the_pool_is_refused(k):
     with pytest.raises(ConfigError, match=f"cannot select {k} samples from a pool of 30"):
         build_acquisition({"name": "random"}).select(pool(), k, np.random.default_rng())
+
+
+def test_the_guides_own_function_runs(monkeypatch):
+    """docs/acquisition.md's plugin example registers, declares its needs, scores and selects."""
+    import re
+
+    from raysurr.acquisition import base
+    from tests.conftest import REPO
+
+    text = (REPO / "docs" / "acquisition.md").read_text()
+    (code,) = re.findall(r"```python\n(.*?)```", text, flags=re.S)
+    monkeypatch.setattr(base.ACQUISITIONS, "_entries", dict(base.ACQUISITIONS._entries))  # leave no trace
+    exec(compile(code, "docs/acquisition.md", "exec"), {})
+    function = build_acquisition({"name": "max_output"})
+    assert function.needs == Needs(members=1, scores=True)
+    model = unet(0)
+    scores = function.score_batch([model], X)
+    with torch.no_grad():
+        assert torch.equal(scores, model.eval()(X).flatten(1).amax(1))
+    candidates = Candidates(ids=np.arange(6), scores=scores.numpy())
+    assert function.select(candidates, 2, np.random.default_rng()).tolist() == np.argsort(-scores.numpy())[:2].tolist()
