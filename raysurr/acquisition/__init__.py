@@ -11,9 +11,21 @@ from raysurr.acquisition.base import (
     Candidates,
     Needs,
     k_center,
+    largest_cluster_max_distance,
     register_acquisition,
 )
-from raysurr.acquisition.functions import TOD, Coreset, Diversity, Ensemble, Entropy, Hybrid, Random, StochasticBatch
+from raysurr.acquisition.functions import (
+    LCMD,
+    TOD,
+    Coreset,
+    Diversity,
+    Ensemble,
+    Entropy,
+    Hybrid,
+    PhysicsResidual,
+    Random,
+    StochasticBatch,
+)
 from raysurr.config import AcquisitionConfig
 
 
@@ -26,6 +38,7 @@ def build_acquisition(config: AcquisitionConfig | Mapping[str, Any]) -> Abstract
 
 __all__ = [
     "ACQUISITIONS",
+    "LCMD",
     "TOD",
     "AbstractAcquisition",
     "Candidates",
@@ -35,9 +48,11 @@ __all__ = [
     "Entropy",
     "Hybrid",
     "Needs",
+    "PhysicsResidual",
     "Random",
     "StochasticBatch",
     "build_acquisition",
     "k_center",
+    "largest_cluster_max_distance",
     "register_acquisition",
 ]

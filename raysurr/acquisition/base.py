@@ -13,7 +13,7 @@ from __future__ import annotations
 import abc
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -55,6 +55,7 @@ class Needs:
         scores: `score_batch` returns one score per sample (what `stochastic` and `hybrid` wrap).
         vectors: the per-candidate vectors `select` reads: None, "embedding" (the simulator's
             parameter embedding) or "features" (the first member's latent features, labelled set too).
+        residual: `score_batch` uses the simulator's `residual` (handed over by `bind`).
 
     Example:
         >>> Needs(members=1, previous=True, scores=True).checkpoints
@@ -65,11 +66,12 @@ class Needs:
     previous: bool = False
     scores: bool = False
     vectors: Literal["embedding", "features"] | None = None
+    residual: bool = False
 
     def __post_init__(self) -> None:
         if self.members < 0 or self.vectors not in (None, "embedding", "features"):
             raise ValueError(f"invalid acquisition needs: members {self.members}, vectors {self.vectors!r}")
-        if self.members == 0 and (self.previous or self.scores or self.vectors == "features"):
+        if self.members == 0 and (self.previous or self.scores or self.residual or self.vectors == "features"):
             raise ValueError("a function that scores, compares rounds or reads features needs members >= 1")
 
     @property
@@ -82,6 +84,12 @@ class AbstractAcquisition(abc.ABC):
     """Base of every acquisition function; register with `@register_acquisition("name")`."""
 
     needs: Needs = Needs()  # nothing: selection from the candidate ids alone
+
+    def bind(self, simulator: Any) -> None:
+        """Called with the run's simulator when the config is checked and before scoring: a function
+        whose `needs.residual` takes the simulator's residual here, and refuses a simulator without one."""
+        if self.needs.residual:
+            raise NotImplementedError(f"{type(self).__name__} needs the simulator's residual: override bind")
 
     def score_batch(self, models: Sequence[nn.Module], x: torch.Tensor) -> torch.Tensor | None:
         """x: [b, C, H, W] -> scores [b] (higher: more worth labelling), or None if unused."""
@@ -110,6 +118,42 @@ def top_k(candidates: Candidates, k: int) -> np.ndarray:
     return candidates.ids[order[:k]]
 
 
+class _Geometry:
+    """Candidate vectors centred on their mean, in float64, and squared distances to points.
+
+    Distances from expanded norms (|a|^2 - 2ab + |b|^2) cancel catastrophically when the vectors share an
+    offset much larger than their spread (a model's latent features do): centring keeps them exact, and
+    float64 keeps them exact to ~1e-12 of the spread.
+    """
+
+    def __init__(self, vectors: np.ndarray) -> None:
+        vectors = np.asarray(vectors, dtype=np.float64)
+        self.shift = vectors.mean(axis=0)
+        self.vectors = vectors - self.shift
+        self.norms = np.einsum("ij,ij->i", self.vectors, self.vectors)
+
+    def to_one(self, index: int) -> np.ndarray:
+        """[N] squared distance of every candidate to candidate `index`."""
+        step = self.vectors @ self.vectors[index]
+        step *= -2
+        step += self.norms
+        step += self.norms[index]
+        step[index] = 0.0  # exactly, whatever the rounding of the two norms
+        return np.maximum(step, 0.0, out=step)
+
+    def to_nearest(self, points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """[N] squared distance of every candidate to the nearest of `points` [P, E], and [N] which one."""
+        points = np.asarray(points, dtype=np.float64) - self.shift
+        point_norms = np.einsum("ij,ij->i", points, points)
+        distance, nearest = np.empty(len(self.vectors)), np.empty(len(self.vectors), dtype=np.int64)
+        rows = max(1, 2**21 // len(points))  # bounded memory: at most 2 M distances (16 MB) at a time
+        for r in range(0, len(self.vectors), rows):
+            block = self.norms[r : r + rows, None] - 2 * self.vectors[r : r + rows] @ points.T + point_norms[None, :]
+            nearest[r : r + rows] = block.argmin(axis=1)
+            distance[r : r + rows] = np.take_along_axis(block, nearest[r : r + rows, None], axis=1)[:, 0]
+        return np.maximum(distance, 0.0), nearest
+
+
 def k_center(vectors: np.ndarray, centres: np.ndarray | None, k: int, rng: np.random.Generator) -> np.ndarray:
     """Greedy farthest-first selection: each pick is the vector farthest from every centre so far.
 
@@ -119,35 +163,47 @@ def k_center(vectors: np.ndarray, centres: np.ndarray | None, k: int, rng: np.ra
     Returns:
         [k] indices into `vectors`. Without centres the first pick is random.
     """
-    vectors = np.asarray(vectors, dtype=np.float64)
-    has_centres = centres is not None and len(centres) > 0
-    # Distances from expanded norms (|a|^2 - 2ab + |b|^2) cancel catastrophically when the vectors share an
-    # offset much larger than their spread (model features do): centring on the candidates' mean keeps
-    # them exact, and float64 keeps them exact to ~1e-12 of the spread.
-    shift = vectors.mean(axis=0)
-    vectors = vectors - shift
-    norms = np.einsum("ij,ij->i", vectors, vectors)
-
-    def squared_to(points: np.ndarray) -> np.ndarray:  # [N] squared distance to the nearest of points [P, E]
-        rows = max(1, 2**21 // len(points))  # bounded memory: at most 2 M distances (16 MB) at a time
-        point_norms = np.einsum("ij,ij->i", points, points)
-        out = np.empty(len(vectors))
-        for r in range(0, len(vectors), rows):
-            block = norms[r : r + rows, None] - 2 * vectors[r : r + rows] @ points.T + point_norms[None, :]
-            out[r : r + rows] = block.min(axis=1)
-        return np.maximum(out, 0.0)
-
-    if has_centres:
-        distance, picks = squared_to(np.asarray(centres, dtype=np.float64) - shift), []
+    space = _Geometry(vectors)
+    if centres is not None and len(centres):
+        (distance, _), picks = space.to_nearest(centres), []
     else:
-        picks = [int(rng.integers(len(vectors)))]
-        distance = squared_to(vectors[picks])
+        picks = [int(rng.integers(len(space.vectors)))]
+        distance = space.to_one(picks[0])
     while len(picks) < k:
         pick = int(np.argmax(distance))
         picks.append(pick)
-        step = vectors @ vectors[pick]
-        step *= -2
-        step += norms
-        step += norms[pick]
-        np.minimum(distance, step, out=distance)
+        np.minimum(distance, space.to_one(pick), out=distance)
+    return np.array(picks, dtype=np.int64)
+
+
+def largest_cluster_max_distance(vectors: np.ndarray, centres: np.ndarray | None, k: int) -> np.ndarray:
+    """LCMD (Holzmüller et al., 2023; AL4PDE's best feature-space method): each candidate belongs to its
+    nearest centre; the cluster whose squared distances to its centre sum highest is the largest, and
+    its farthest member becomes the next centre.
+
+    Args:
+        vectors: [N, E] candidates; centres: [L, E] the labelled set, or None.
+
+    Returns:
+        [k] indices into `vectors`. Without centres the first pick is the one farthest from their mean.
+    """
+    space = _Geometry(vectors)
+    if centres is not None and len(centres):
+        (distance, owner), picks, clusters = space.to_nearest(centres), [], len(centres)
+    else:
+        picks = [int(np.argmax(space.norms))]
+        distance, owner, clusters = space.to_one(picks[0]), np.zeros(len(space.vectors), dtype=np.int64), 1
+    chosen = np.zeros(len(space.vectors), dtype=bool)
+    chosen[picks] = True
+    while len(picks) < k:
+        sizes = np.bincount(owner, weights=distance, minlength=clusters)
+        in_largest = np.where((owner == np.argmax(sizes)) & ~chosen, distance, -np.inf)
+        pick = int(np.argmax(in_largest)) if np.isfinite(in_largest).any() else int(np.argmin(chosen))
+        picks.append(pick)
+        chosen[pick] = True
+        step = space.to_one(pick)
+        closer = step < distance
+        closer[pick] = True
+        distance[closer], owner[closer] = step[closer], clusters
+        clusters += 1
     return np.array(picks, dtype=np.int64)

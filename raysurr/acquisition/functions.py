@@ -16,6 +16,7 @@ from raysurr.acquisition.base import (
     Needs,
     check_k,
     k_center,
+    largest_cluster_max_distance,
     register_acquisition,
     top_k,
 )
@@ -115,6 +116,39 @@ class Coreset(Diversity):
     needs = Needs(members=1, vectors="features")
 
 
+@register_acquisition("pre")
+class PhysicsResidual(AbstractTopK):
+    """Physics residual error: the mean squared residual of the governing equations on the model's
+    prediction, from the simulator's `residual` (arXiv 2605.21348). No labels, no MC passes: one
+    forward pass per candidate. Needs a simulator that has a residual (diffusion2d does)."""
+
+    needs = Needs(members=1, scores=True, residual=True)
+
+    def bind(self, simulator: Any) -> None:
+        if getattr(simulator, "residual", None) is None:
+            name = getattr(type(simulator), "registered_name", type(simulator).__name__)
+            raise ConfigError(f"acquisition pre scores with the simulator's residual, and simulator {name!r} "
+                              "has none; give it one (docs/simulators.md) or choose another function")  # fmt: skip
+        self.residual = simulator.residual
+
+    @torch.no_grad()
+    def score_batch(self, models: Sequence[nn.Module], x: torch.Tensor) -> torch.Tensor:
+        return (self.residual(x, models[0].eval()(x)) ** 2).flatten(1).mean(1)
+
+
+@register_acquisition("lcmd")
+class LCMD(AbstractAcquisition):
+    """Largest-cluster maximum distance on the model's latent features, from the labelled set (AL4PDE's
+    best feature-space method): the farthest member of the cluster with the largest summed squared
+    distance to its centre, k times."""
+
+    needs = Needs(members=1, vectors="features")
+
+    def select(self, candidates: Candidates, k: int, rng: np.random.Generator) -> np.ndarray:
+        check_k(candidates, k)
+        return candidates.ids[largest_cluster_max_distance(candidates.vectors, candidates.labeled_vectors, k)]
+
+
 @register_acquisition("stochastic")
 class StochasticBatch(AbstractAcquisition):
     """Wraps a scoring function: samples k without replacement with probability ∝ score^β.
@@ -132,6 +166,9 @@ class StochasticBatch(AbstractAcquisition):
             raise ConfigError(f"acquisition.beta must be >= 0, got {beta}")
         self.inner = wrapped(inner, "stochastic")
         self.needs, self.beta = self.inner.needs, beta
+
+    def bind(self, simulator: Any) -> None:
+        self.inner.bind(simulator)
 
     def score_batch(self, models, x):
         return self.inner.score_batch(models, x)
@@ -157,6 +194,9 @@ class Hybrid(AbstractAcquisition):
             raise ConfigError(f"acquisition.shortlist must be >= 1, got {shortlist}")
         self.inner = wrapped(inner, "hybrid")
         self.needs, self.shortlist = replace(self.inner.needs, vectors="embedding"), shortlist
+
+    def bind(self, simulator: Any) -> None:
+        self.inner.bind(simulator)
 
     def score_batch(self, models, x):
         return self.inner.score_batch(models, x)

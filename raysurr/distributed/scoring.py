@@ -233,6 +233,7 @@ class PoolScorer:
         self.acquisition = build_acquisition(acquisition)
         self.models = [load_surrogate(path, self.device) for path in checkpoints]
         self.simulator = build_simulator(simulator)
+        self.acquisition.bind(self.simulator)
         self.exclude = np.asarray(exclude if exclude is not None else [], dtype=np.int64)
         self.seed = seed
 

@@ -22,7 +22,7 @@ def check_run(config: Config) -> None:
     """Everything about a run that can be checked without Ray: the names, that the model takes the
     simulator's inputs and gives its outputs, and the candidate pool (the config's plugins are loaded)."""
     simulator = build_simulator(config.simulator)
-    build_acquisition(config.acquisition)
+    build_acquisition(config.acquisition).bind(simulator)  # refuses a simulator without what the function needs
     check_model(config.model, simulator.input_shape, simulator.output_shape)
     read_candidates(config, simulator)
 

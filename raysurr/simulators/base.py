@@ -8,9 +8,9 @@ float64 arrays `[n, P]` whose columns follow `parameters`; integer parameters ho
 from __future__ import annotations
 
 import abc
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -68,6 +68,11 @@ class AbstractSimulator(abc.ABC):
     regions: tuple[str, str] = ("roi", "rest")
     # Options that make evaluation sets cheap and exact (e.g. a direct solver); applied on top of the config's.
     evaluation_options: ClassVar[Mapping[str, object]] = {}
+    # Optional: a method `residual(inputs, outputs) -> torch.Tensor` taking a batch of network inputs and
+    # (predicted or simulated) outputs as torch tensors, in the units stored in the datasets, and returning
+    # per-sample residual fields of the governing equations, differentiable, ~0 on the simulator's own
+    # labels. The `pre` acquisition function scores with it. None: the simulator has none.
+    residual: ClassVar[Callable[..., Any] | None] = None
 
     @property
     def parameter_names(self) -> tuple[str, ...]:

@@ -9,10 +9,18 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 from scipy import stats
 
-from raysurr.acquisition import ACQUISITIONS, Candidates, Needs, build_acquisition, k_center
+from raysurr.acquisition import (
+    ACQUISITIONS,
+    Candidates,
+    Needs,
+    build_acquisition,
+    k_center,
+    largest_cluster_max_distance,
+)
 from raysurr.config import AcquisitionConfig
 from raysurr.errors import ConfigError, RegistryError
 from raysurr.models import UNet
+from raysurr.simulators import Diffusion2D
 
 X = torch.rand(6, 1, 16, 16)
 
@@ -31,6 +39,7 @@ def pool(n: int = 30, seed: int = 0) -> Candidates:
 @pytest.mark.parametrize("name", ACQUISITIONS.names())
 def test_scores_are_finite_with_one_per_sample(name):
     acq = build_acquisition({"name": name})
+    acq.bind(Diffusion2D(grid=16))
     models = [unet(seed) for seed in range(acq.needs.checkpoints)]
     scores = acq.score_batch(models, X)
     if scores is not None:
@@ -79,6 +88,8 @@ def test_entropy_is_zero_without_dropout_and_positive_with_it():
         ({"name": "ensemble"}, Needs(members=2, scores=True)),  # two models of this round, not TOD's pair
         ({"name": "ensemble", "members": 5}, Needs(members=5, scores=True)),
         ({"name": "coreset"}, Needs(members=1, vectors="features")),
+        ({"name": "lcmd"}, Needs(members=1, vectors="features")),
+        ({"name": "pre"}, Needs(members=1, scores=True, residual=True)),
         ({"name": "stochastic", "inner": {"name": "ensemble", "members": 3}}, Needs(members=3, scores=True)),
         (
             {"name": "hybrid", "inner": {"name": "tod"}},
@@ -105,6 +116,36 @@ def test_ensemble_variance_over_its_members():
         outputs = np.stack([m(X).numpy() for m in members])
     expected = outputs.var(axis=0).reshape(6, -1).mean(axis=1)
     np.testing.assert_allclose(ensemble.score_batch(members, X).numpy(), expected, rtol=1e-5)
+
+
+def test_pre_scores_the_mean_squared_residual_of_the_prediction():
+    sim = Diffusion2D(grid=16)
+    pre = build_acquisition({"name": "pre"})
+    pre.bind(sim)
+    model = unet(3)
+    x = torch.tensor(sim.render(sim.sample(6, np.random.default_rng(0))))
+    with torch.no_grad():
+        prediction = model.eval()(x).double().numpy()[:, 0]
+    from raysurr.simulators.diffusion2d.physics import DiffusionOperator
+
+    applied, s = DiffusionOperator(16, 1.0, 1 / 400).apply(prediction), x.double().numpy()[:, 0]
+    scale = np.maximum((applied * s).sum(axis=(1, 2)) / (s * s).sum(axis=(1, 2)), 1e-3)
+    expected = ((applied / scale[:, None, None] - s) ** 2).mean(axis=(1, 2))
+    np.testing.assert_allclose(pre.score_batch([model], x).numpy(), expected, rtol=1e-4)
+    labels = torch.tensor(sim.simulate(sim.sample(3, np.random.default_rng(1))).outputs)
+    exact = type("Exact", (torch.nn.Module,), {"forward": lambda self, inputs: labels})()  # the solver's own fields
+    inputs = torch.tensor(sim.render(sim.sample(3, np.random.default_rng(1))))
+    assert pre.score_batch([exact], inputs).max() < 1e-8  # a perfect surrogate scores nothing
+
+
+def test_pre_refuses_a_simulator_without_a_residual():
+    class Plain:
+        residual = None
+
+    for section in ({"name": "pre"}, {"name": "stochastic", "inner": {"name": "pre"}}):
+        with pytest.raises(ConfigError, match="acquisition pre scores with the simulator's residual, and simulator "
+                           "'Plain' has none; give it one"):  # fmt: skip
+            build_acquisition(section).bind(Plain())
 
 
 def test_diversity_picks_the_known_farthest_point():
@@ -165,6 +206,65 @@ def test_k_center_on_features_with_a_common_offset_is_exact():
         vectors, centres = 30 + 0.05 * rng.normal(size=(200, 16)), 30 + 0.05 * rng.normal(size=(20, 16))
         expected, _ = brute_force_k_center(vectors, centres, 10, first=0)
         assert k_center(vectors, centres, 10, rng).tolist() == expected
+
+
+def brute_force_lcmd(vectors: np.ndarray, centres: np.ndarray | None, k: int) -> tuple[list, float]:
+    """LCMD from its definition, recomputing every cluster from explicit differences at every step;
+    also the smallest relative gap between the best and the runner-up of each argmax taken."""
+    gaps = []
+
+    def best(values: np.ndarray) -> int:
+        top = np.sort(values[np.isfinite(values)])[::-1]
+        gaps.append((top[0] - top[1]) / top[0] if len(top) > 1 and top[0] > 0 else (1.0 if len(top) == 1 else 0.0))
+        return int(np.argmax(values))
+
+    if centres is not None:
+        chosen, picks = list(centres), []
+    else:
+        first = best(((vectors - vectors.mean(0)) ** 2).sum(1))
+        chosen, picks = [vectors[first]], [first]
+    while len(picks) < k:
+        squared = np.array([[((v - c) ** 2).sum() for c in chosen] for v in vectors])
+        owner, distance = squared.argmin(1), squared.min(1)
+        largest = best(np.array([distance[owner == c].sum() for c in range(len(chosen))]))
+        within = np.where(owner == largest, distance, -np.inf)
+        within[picks] = -np.inf
+        picks.append(best(within))
+        chosen.append(vectors[picks[-1]])
+    return picks, min(gaps, default=1.0)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    n=st.integers(2, 25),
+    dims=st.integers(1, 5),
+    labelled=st.integers(0, 4),
+    offset=st.floats(-1e3, 1e3),
+    spread=st.floats(1e-3, 10.0),
+    seed=st.integers(0, 2**32 - 1),
+)
+def test_lcmd_picks_what_its_definition_picks(n, dims, labelled, offset, spread, seed):
+    rng = np.random.default_rng(seed)
+    vectors = offset + spread * rng.normal(size=(n, dims))
+    centres = offset + spread * rng.normal(size=(labelled, dims)) if labelled else None
+    k = int(rng.integers(1, n + 1))
+    expected, gap = brute_force_lcmd(vectors, centres, k)
+    assume(gap > 1e-9)  # a tie has two right answers
+    assert largest_cluster_max_distance(vectors, centres, k).tolist() == expected
+
+
+def test_lcmd_draws_from_the_widest_cluster_where_k_center_takes_the_farthest_point():
+    """One wide cluster around a labelled centre and one far, tight one around another: k-centre takes
+    the far cluster's outlier first, LCMD the wide cluster's farthest member."""
+    rng = np.random.default_rng(0)
+    wide, tight = rng.normal(0, 1.0, size=(200, 2)), rng.normal(0, 0.01, size=(5, 2)) + np.array([50.0, 0.0])
+    tight[0] = [56.0, 0.0]  # farther from its centre than any wide point from its own (sum: 36 against ~400)
+    vectors, centres = np.concatenate([wide, tight]), np.array([[0.0, 0.0], [50.0, 0.0]])
+    assert k_center(vectors, centres, 1, rng).tolist() == [200]
+    (pick,) = largest_cluster_max_distance(vectors, centres, 1)
+    assert pick < 200 and pick == int(np.argmax((wide**2).sum(1)))
+    candidates = Candidates(ids=np.arange(205) + 7, vectors=vectors, labeled_vectors=centres)
+    assert build_acquisition({"name": "lcmd"}).select(candidates, 1, rng).tolist() == [pick + 7]
 
 
 def test_stochastic_wrapper_frequencies_follow_score_power_beta():

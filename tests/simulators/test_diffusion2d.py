@@ -127,3 +127,37 @@ def test_solver_options_the_solver_does_not_take_are_one_line_errors():
         build_simulator(SimulatorConfig(options={"solver": "exact", "solver_options": {"dt": 0.2}}))
     with pytest.raises(ConfigError, match="unknown option 'dtt'; allowed: dt, tol, max_steps"):
         build_simulator(SimulatorConfig(options={"solver": "transient", "solver_options": {"dtt": 0.2}}))
+
+
+@pytest.mark.parametrize(("grid", "solver"), [(100, "exact"), (33, "exact"), (24, "transient")])
+def test_residual_is_zero_on_its_own_labels(grid, solver):
+    """On labels max-normalised by maxima of 11 to 37 (at N = 100), to the float32 they are stored in."""
+    import torch
+
+    sim = Diffusion2D(grid=grid, solver=solver)
+    params = sim.sample(6, np.random.default_rng(grid))
+    x, y = torch.tensor(sim.render(params)), torch.tensor(sim.simulate(params).outputs)
+    assert sim.residual(x, y).shape == y.shape
+    assert sim.residual(x, y).abs().max() < 1e-4  # the source it is measured against has maximum 1
+
+
+def test_residual_is_the_5_point_operator_rescaled_to_the_source_and_grows_with_an_error():
+    import torch
+
+    from raysurr.simulators.diffusion2d.physics import DiffusionOperator
+
+    sim = Diffusion2D(grid=40)
+    params = sim.sample(3, np.random.default_rng(0))
+    x, y = torch.tensor(sim.render(params), dtype=torch.float64), torch.tensor(sim.simulate(params).outputs)
+    wrong = y.double() + 0.01 * torch.rand(y.shape, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    applied = DiffusionOperator(40, 1.0, 1 / 400).apply(wrong[:, 0].numpy())  # numpy, the solvers' own stencil
+    s = x[:, 0].numpy()
+    scale = (applied * s).sum(axis=(1, 2)) / (s * s).sum(axis=(1, 2))
+    np.testing.assert_allclose(sim.residual(x, wrong)[:, 0].numpy(), applied / scale[:, None, None] - s, atol=1e-10)
+    np.testing.assert_allclose(sim.residual(x, 7 * wrong).numpy(), sim.residual(x, wrong).numpy(), atol=1e-10)
+    sizes = [float(sim.residual(x, y + e * (wrong - y)).pow(2).mean()) for e in (0.0, 0.5, 1.0, 2.0)]
+    assert sizes[0] < 1e-9 < sizes[1] < sizes[2] < sizes[3]  # zero on the label, then growing with the error
+    assert sim.residual(x, torch.zeros_like(x)).abs().max() == 1.0  # predicting nothing is not physical either
+    field = wrong.clone().requires_grad_()
+    sim.residual(x, field).pow(2).mean().backward()
+    assert field.grad is not None and field.grad.abs().sum() > 0  # differentiable, for a physics-informed loss

@@ -57,7 +57,7 @@ class Diffusion2D(AbstractSimulator):
         diameter = 2 * int(np.floor(radius)) + 1
         if not isinstance(grid, int) or grid < diameter:
             raise ParameterError(f"diffusion2d grid={grid} is smaller than a source disc; use grid >= {diameter}")
-        self.grid, self.radius = grid, float(radius)
+        self.grid, self.radius, self.diffusivity, self.decay = grid, float(radius), float(diffusivity), float(decay)
         factory = SOLVERS.get(solver)
         check_options(factory, solver_options or {}, f"simulator.solver_options (solver {solver!r})", ["operator"])
         self.solver = factory(DiffusionOperator(grid, diffusivity, decay), **(solver_options or {}))
@@ -112,6 +112,31 @@ class Diffusion2D(AbstractSimulator):
         return Simulation(
             outputs=(field / peak[:, None, None])[:, None].astype(np.float32), extras={"target_max": peak}
         )
+
+    def residual(self, inputs, outputs):  # torch tensors in, torch tensor out; no torch import needed
+        """The steady equation's residual of (predicted) fields, in units of the source: A y / c - s.
+
+        A y = D (4 y - the 4 neighbours) + λ y is the 5-point operator with the absorbing boundary (zero
+        just outside the lattice). A label is max-normalised, y = u / max(u), so A y = s / max(u): with
+        c = <A y, s> / <s, s>, the scale that best matches A y to s, the residual is zero on every label
+        (to the float32 it is stored in) whatever its max(u), and a prediction's overall scale does not
+        change it.
+
+        Args:
+            inputs: [n, 1, N, N] sources s / max(s); outputs: [n, 1, N, N] fields. torch tensors.
+
+        Returns:
+            [n, 1, N, N], differentiable in `outputs`.
+        """
+        s, y = inputs[:, :1], outputs[:, :1]
+        neighbours = y.new_zeros(y.shape)
+        neighbours[..., 1:, :] += y[..., :-1, :]
+        neighbours[..., :-1, :] += y[..., 1:, :]
+        neighbours[..., :, 1:] += y[..., :, :-1]
+        neighbours[..., :, :-1] += y[..., :, 1:]
+        applied = self.diffusivity * (4.0 * y - neighbours) + self.decay * y
+        scale = (applied * s).sum(dim=(-2, -1), keepdim=True) / (s * s).sum(dim=(-2, -1), keepdim=True)
+        return applied / scale.clamp_min(1e-3) - s  # c >= 1e-3: max(u) up to 1,000 (the study's: 11 to 37)
 
     def region_of_interest(self, inputs: np.ndarray) -> np.ndarray:
         """The study's source region: where the source term (input channel 0) is positive."""
