@@ -21,6 +21,7 @@ Usage:
     python benchmarks/learning.py            # 500 and 2,000 labels, 2 and 8 min each (~35 min on 2 cores)
     python benchmarks/learning.py --quick    # 100 labels at N = 32, 20 s each
     python benchmarks/learning.py --dropout  # dropout 0, 0.1, 0.2, 0.4 (~8 min)
+    python benchmarks/learning.py --physics 1.0   # training.physics_weight 0 against 1 at 250/500/1000 labels
     python benchmarks/learning.py --models unet --labels 2000 --budget-scale 1.875 --seeds 3
                                              # one case over 3 seeds, then {"bench": "learning_seeds", mean, std}
 """
@@ -61,17 +62,22 @@ def source_mae(pred: torch.Tensor, target: torch.Tensor) -> float:
     return float((pred - target).abs()[mask].mean())
 
 
-def run(name: str, options: dict, train, val, test, settings: TrainingConfig, seed: int, threads: int) -> dict:
+def run(name: str, options: dict, train, val, test, settings: TrainingConfig, seed: int, threads: int,
+        physics=None) -> dict:  # fmt: skip
     torch.manual_seed(seed)
     model = build_model(ModelConfig(name, options), train[0].shape[1], train[1].shape[1])
-    fit = Fit(model, train, val, settings, torch.Generator().manual_seed(seed))
+    fit = Fit(model, train, val, settings, torch.Generator().manual_seed(seed), physics=physics)
     start = time.perf_counter()
     while not fit.done:
         fit.step()
     train_s = time.perf_counter() - start
     net = fit.best_network().eval()
+
+    def predict(x: torch.Tensor) -> torch.Tensor:
+        return fit.targets.inverse(net(fit.inputs.forward(x)))
+
     with torch.no_grad():
-        pred = torch.cat([fit.targets.inverse(net(fit.inputs.forward(x))) for x in test[0].split(64)])
+        pred = torch.cat([predict(x) for x in test[0].split(64)])
     y = test[1]
     errors = {"model": float(weighted_mae(pred, y)), "zero": float(weighted_mae(torch.zeros_like(y), y)),
               "mean": float(weighted_mae(fit.mean_target.expand_as(y), y))}  # fmt: skip
@@ -80,7 +86,7 @@ def run(name: str, options: dict, train, val, test, settings: TrainingConfig, se
             "epochs": len(fit.history), "best_epoch": fit.best_epoch, "test_wmae": errors["model"],
             "skill_zero": 1 - errors["model"] / errors["zero"], "skill_mean": 1 - errors["model"] / errors["mean"],
             "test_mae_source": source_mae(pred, y), "train_s": train_s,
-            "cpu_minutes": train_s * threads / 60}  # fmt: skip
+            "cpu_minutes": train_s * threads / 60, **({"_predict": predict} if physics else {})}  # fmt: skip
 
 
 def per_sample_wmae(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -114,6 +120,32 @@ def dropout_study(train, val, test, rates: list[float], epochs: int) -> None:
              spearman_score_error=rho)  # fmt: skip
 
 
+def physics_study(sim: Diffusion2D, pool, val, test, weights: list[float], label_counts: list[int], epochs: int,
+                  seeds: int, threads: int) -> None:  # fmt: skip
+    """What the physics-informed term buys: the quickstart's U-Net at fixed epochs, with and without the
+    residual of 2,000 unlabelled inputs in the loss, per label count and seed."""
+    free = torch.tensor(sim.render(sim.sample(2000, np.random.default_rng(3))))
+    for labels in label_counts:
+        for weight in weights:
+            settings = TrainingConfig(epochs=epochs, lr=1e-3, batch_size=32, schedule="cosine", physics_weight=weight)
+            rows = []
+            for seed in range(seeds):
+                train = pool[0][seed * labels : (seed + 1) * labels], pool[1][seed * labels : (seed + 1) * labels]
+                options = {"base_channels": 8, "depth": 4, "dropout": 0.0}
+                rows.append(run("unet", options, train, val, test, settings, seed, threads,
+                                physics=(free, sim.residual) if weight else None))  # fmt: skip
+                with torch.no_grad():  # the residual of the deployed model on the test inputs
+                    rows[-1]["test_residual"] = test_residual(rows[-1].pop("_predict"), sim, test)
+                emit(bench="physics", physics_weight=weight, **rows[-1])
+            if seeds > 1:
+                emit(bench="physics_seeds", physics_weight=weight, labels=labels, seeds=seeds,
+                     **spread(rows, "test_wmae"), **spread(rows, "test_residual"))  # fmt: skip
+
+
+def test_residual(predict, sim: Diffusion2D, test) -> float:
+    return float(torch.cat([sim.residual(x, predict(x)).pow(2).flatten(1).mean(1) for x in test[0].split(64)]).mean())
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="100 labels at N = 32, 20 s per model")
@@ -125,16 +157,24 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--labels", help="comma-separated label counts instead of 500,2000 (budgets scale with them)")
     parser.add_argument("--dropout", action="store_true", help="the dropout study instead")
+    parser.add_argument("--physics", type=float, metavar="WEIGHT", help="the physics-term study instead: "
+                        "training.physics_weight 0 against WEIGHT at 250, 500, 1000 labels, 12 epochs")  # fmt: skip
     args = parser.parse_args()
     threads = os.cpu_count() or 2
     torch.set_num_threads(threads)
     grid, cases = (32, [(100, 20.0)]) if args.quick else (100, [(500, 120.0), (2000, 480.0)])
     if args.labels:
         cases = [(int(n), 0.24 * int(n)) for n in args.labels.split(",")]
+    if args.physics is not None:
+        cases = [(50, 0.0), (100, 0.0)] if args.quick else [(250, 0.0), (500, 0.0), (1000, 0.0)]
     sim = Diffusion2D(grid=grid)
     val, test = dataset(sim, 200, 1), dataset(sim, 500, 2)
     pool = dataset(sim, args.seeds * max(n for n, _ in cases), 0)
     emit(bench="machine", cpus=threads, torch=torch.__version__, grid=grid, val=len(val[0]), test=len(test[0]))
+    if args.physics is not None:
+        physics_study(sim, pool, val, test, [0.0, args.physics], [n for n, _ in cases], 3 if args.quick else 12,
+                      args.seeds, threads)  # fmt: skip
+        return
     if args.dropout:
         labels = 100 if args.quick else 500
         dropout_study((pool[0][:labels], pool[1][:labels]), val, test, [0.0, 0.1, 0.2, 0.4],

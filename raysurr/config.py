@@ -127,10 +127,13 @@ class TrainingConfig(Section):
     normalize: str = "auto"  # auto: inputs and targets divided by their largest magnitude per channel; none
     schedule: str = "constant"  # the learning rate within a round: constant, or cosine (lr -> lr/100 over epochs)
     budget_s: float | None = None  # seconds of training per round: the epochs that fit, re-planned after each
+    # > 0: add this times the mean squared residual of the simulator's equations on predictions for unlabelled
+    # pool inputs (drive only; the simulator needs a `residual`)
+    physics_weight: float = 0.0
 
     def __post_init__(self) -> None:
         self._positive("epochs", "lr", "batch_size", "patience", "loss_w", "budget_s")
-        self._positive("loss_w2", allow_zero=True)
+        self._positive("loss_w2", "physics_weight", allow_zero=True)
         _require(self.normalize in ("auto", "none"), "training.normalize",
                  f"must be 'auto' or 'none', got {self.normalize!r}")  # fmt: skip
         _require(self.schedule in ("constant", "cosine"), "training.schedule",

@@ -20,7 +20,8 @@ def evaluation(wmae: float, zero_skill: float) -> dict[str, float]:
     """What `evaluate` returns: error metrics, the trivial models' errors, skills and n."""
     errors = dict(zip(error_metrics(REGIONS), (wmae, 0.1, 0.3, 0.01), strict=True))
     skills = dict(zip(SKILLS, (zero_skill, 0.5, 0.4, 0.3), strict=True))
-    return {**errors, **skills, "wmae_zero": 9.0, "mae_all_mean": 0.2, "n": 20}
+    spread = {"wmae_p95": 3 * wmae, "wmae_top10_share": 0.25}
+    return {**errors, **skills, **spread, "wmae_zero": 9.0, "mae_all_mean": 0.2, "n": 20}
 
 
 def record(round_idx: int, wmae: float = 2.0, zero_skill: float = 0.7) -> RoundRecord:

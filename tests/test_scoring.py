@@ -156,3 +156,26 @@ def test_fno_scores_through_ray_data_as_in_process(setup, tmp_path):
     assert coreset["vector"].shape == (200, 4)
     entropy = score_pool(root / "pool", {**base, "acquisition": AcquisitionConfig(name="entropy")}, ResourcesConfig())
     assert (entropy["score"] > 0).all()  # its dropout makes the MC passes differ
+
+
+def test_evaluation_weighs_errors_with_the_configured_loss_weights(setup):
+    """loss_w and loss_w2 from the config, not their defaults, on the way into the evaluation workers."""
+    from raysurr.config import Config, TrainingConfig
+    from raysurr.distributed.scoring import evaluate, read_samples
+
+    root, _, _, checkpoints = setup
+    ids = np.arange(300, 320)
+    write_samples(root / "weights", ids)
+    sim = build_simulator(SIMULATOR)
+    params = sim.sample(len(ids), np.random.default_rng(int(ids[0])))  # the samples write_samples made
+    x, y = torch.tensor(sim.render(params)), torch.tensor(sim.simulate(params).outputs)
+    with torch.no_grad():
+        pred = load_surrogate(checkpoints[0])(x).double().numpy()
+    target = y.double().numpy()
+    for w, w2 in [(3.0, 7.0), (1.0, 2000.0)]:
+        config = Config(simulator=SIMULATOR, resources=ResourcesConfig(score_actors=1),
+                        training=TrainingConfig(loss_w=w, loss_w2=w2))  # fmt: skip
+        expected = ((1 + w2 * np.tanh(w * np.abs(target))) * np.abs(pred - target)).mean()
+        assert evaluate(checkpoints[0], read_samples(root / "weights"), config)["wmae"] == pytest.approx(
+            expected, rel=1e-5
+        )

@@ -9,7 +9,7 @@ import pytest
 import raysurr
 from raysurr.commands.dataset import main as make_dataset
 from raysurr.commands.train import main
-from raysurr.errors import DatasetError
+from raysurr.errors import ConfigError, DatasetError
 from tests.conftest import run_command
 
 pytestmark = pytest.mark.timeout(300)
@@ -44,3 +44,8 @@ def test_dataset_without_splits_is_refused(tmp_path):
         main(["--data", str(tmp_path / "d"), "--out", str(tmp_path / "o")])
     with pytest.raises(DatasetError, match="is not a complete raysurr dataset"):
         main(["--data", str(tmp_path), "--out", str(tmp_path / "o")])
+
+
+def test_training_on_a_dataset_refuses_the_physics_term(tmp_path):
+    with pytest.raises(ConfigError, match="unlabelled pool, which raysurr train does not have"):
+        main(["--data", str(tmp_path), "--out", str(tmp_path / "o"), "--set", "training.physics_weight=1"])

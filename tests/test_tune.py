@@ -129,6 +129,13 @@ def test_bad_search_spaces_fail_before_any_trial(tmp_path, space, message):
     assert not (tmp_path / "out").exists()  # a mistake leaves no folder behind
 
 
+def test_a_sweep_refuses_the_physics_term(tmp_path):
+    config = write_config(tmp_path, space={"training.lr": {"choice": [1e-3]}})
+    with pytest.raises(ConfigError, match="learns from an active-learning run's unlabelled pool, which raysurr tune"):
+        main(["--config", str(config), "--out", str(tmp_path / "out"), "--set", "training.physics_weight=1"])
+    assert not (tmp_path / "out").exists()
+
+
 def test_command_line_errors_are_one_line(tmp_path):
     config = write_config(tmp_path, space={"model.name": {"choice": ["nope"]}})
     result = run_command("-m", "raysurr.tune", "--config", str(config), "--out", str(tmp_path / "out"))

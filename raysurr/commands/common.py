@@ -62,6 +62,13 @@ def config_from_args(args: argparse.Namespace, extra: Sequence[str] = ()) -> Con
     return load_config(args.config, [*args.overrides, *extra])
 
 
+def refuse_physics_term(config: Config, command: str) -> None:
+    """`training.physics_weight` learns from a run's unlabelled pool, which `train` and `tune` do not have."""
+    if config.training.physics_weight:
+        raise ConfigError(f"training.physics_weight learns from an active-learning run's unlabelled pool, which "
+                          f"raysurr {command} does not have; set training.physics_weight=0")  # fmt: skip
+
+
 def output_folder(given: Path | None, default_name: str, kind: str) -> Path:
     """The folder a new job will write: `given`, or runs/NAME-TIME. Checked now, created by `claim_new_folder`.
 

@@ -22,6 +22,7 @@ from raysurr.commands.common import (
     add_address_argument,
     add_config_arguments,
     config_from_args,
+    refuse_physics_term,
 )
 from raysurr.config import Config, SimulatorConfig
 from raysurr.data.dataset import DatasetInfo, open_dataset
@@ -73,6 +74,7 @@ def dataset_simulator(info: DatasetInfo) -> SimulatorConfig:
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     config = config_from_args(args)
+    refuse_physics_term(config, "train")
     info = open_dataset(args.data)
     check_dataset(info)
     config = replace(config, simulator=dataset_simulator(info))  # its region of interest scores the test set

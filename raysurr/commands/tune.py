@@ -39,6 +39,7 @@ from raysurr.commands.common import (
     claim_new_folder,
     config_from_args,
     output_folder,
+    refuse_physics_term,
 )
 from raysurr.config import Config, load_config, set_keys
 from raysurr.data.dataset import open_dataset, read_arrays, read_split
@@ -120,11 +121,13 @@ def prepare_folder(args: argparse.Namespace) -> tuple[Path, Config, FolderLock]:
 
 
 def check_space(config: Config) -> None:
-    """Fail before any trial starts: every model the space can pick must exist and take the space's options.
+    """Fail before any trial starts: every model the space can pick must exist and take the space's options
+    (and there is no physics term: a sweep has no unlabelled pool).
 
     Builds a probe model per model name and per key at each end of its range (the other keys at
     their first value) and runs one zero input of the simulator's shape through it.
     """
+    refuse_physics_term(config, "tune")
     space = config.sweep.space
     name_spec = space.get("model.name", config.model.name)
     names = _values(name_spec)

@@ -29,7 +29,7 @@ from raysurr.config import AcquisitionConfig, Config, ResourcesConfig, Simulator
 from raysurr.distributed.runtime import check_fits
 from raysurr.errors import DatasetError
 from raysurr.models.checkpoint import checkpoint_bytes, load_surrogate
-from raysurr.models.losses import per_sample_weighted_mae, roi_mae
+from raysurr.models.losses import error_spread, per_sample_weighted_mae, roi_mae
 from raysurr.progress import Progress
 from raysurr.seeding import child_seed
 from raysurr.simulators import build_simulator
@@ -103,8 +103,8 @@ def evaluate(checkpoint: str | Path, dataset: ray.data.Dataset, config: Config) 
     """Mean metrics of a checkpoint over a dataset (with `sample_id`, `input`, `target`).
 
     Returns:
-        `losses.error_metrics(simulator.regions)`, `losses.SKILLS` and "n"; region means skip samples without
-        pixels of that region.
+        `losses.error_metrics(simulator.regions)`, `losses.SKILLS`, `losses.SPREAD` and "n"; region means
+        skip samples without pixels of that region.
     """
     check_score_fit(config.resources)
     return _means(_metrics(checkpoint, _in_blocks(dataset, config.resources), config))
@@ -154,7 +154,7 @@ def _means(frame) -> dict[str, float]:
     for base in BASELINES:
         out[f"wmae_skill_{base}"] = _skill(out["wmae"], out[f"wmae_{base}"])
         out[f"mae_skill_{base}"] = _skill(out["mae_all"], out[f"mae_all_{base}"])
-    return {**out, "n": len(frame)}
+    return {**out, **error_spread(np.asarray(frame["wmae"]) if len(frame) else np.empty(0)), "n": len(frame)}
 
 
 def _skill(error: float, baseline: float) -> float:

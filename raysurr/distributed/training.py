@@ -30,7 +30,7 @@ from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 from raysurr.config import ModelConfig, ResourcesConfig, TrainingConfig
 from raysurr.distributed.runtime import check_fits, quiet_ray_data
 from raysurr.models.checkpoint import SurrogateSpec, checkpoint_bytes, read_checkpoint, save_surrogate
-from raysurr.models.fitting import Fit, FitSpec
+from raysurr.models.fitting import Fit, FitSpec, Physics
 from raysurr.progress import say
 
 HISTORY = "history.json"
@@ -59,6 +59,7 @@ def fit(
     meta: dict[str, Any] | None = None,
     ray_train: bool | None = None,
     plugins: tuple[str, ...] = (),
+    physics: Physics | None = None,
 ) -> TrainResult:
     """Train a surrogate on Ray and return its best-validation checkpoint.
 
@@ -70,11 +71,12 @@ def fit(
         warm_start: a checkpoint to start from instead of fresh weights (`training.reinit: false`).
         ray_train: train on Ray Train even with one worker; None: only with several.
         plugins: the config's plugin modules (a user's model is registered by importing them).
+        physics: the unlabelled inputs of `training.physics_weight` (the simulator renders them on the workers).
     """
     out_dir = Path(out_dir).resolve()
     setup = FitSpec.of(model, channels, training, seed, threads=max(1, int(resources.cpus_per_train_worker)),
                       warm_start=checkpoint_bytes(warm_start) if warm_start else None, meta=dict(meta or {}),
-                      plugins=tuple(plugins))  # fmt: skip
+                      plugins=tuple(plugins), physics=physics)  # fmt: skip
     scaling = scaling_config(resources)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()

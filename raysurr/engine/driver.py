@@ -32,10 +32,13 @@ from raysurr.distributed.training import TrainResult, fit
 from raysurr.engine.datasets import evaluation_sets
 from raysurr.engine.rounds import RoundRecord, kept_metrics
 from raysurr.engine.run_folder import RunFolder, RunState, evaluation_dir, read_candidates
+from raysurr.models.fitting import Physics
 from raysurr.plots import plot_checkpoint, plot_learning_curve
 from raysurr.progress import say
 from raysurr.seeding import child_seed, generator
 from raysurr.simulators import build_simulator
+
+PHYSICS_INPUTS = 2000  # unlabelled inputs a round's physics-informed term draws its batches from (80 MB at 100x100)
 
 GAUGES = {
     "round": "the round being run",
@@ -201,13 +204,15 @@ class ALDriver:
         datasets = {"train": read_samples(self.folder.store.labels.directory, columns).materialize(), "val": val}
         warm_start = round_idx and not self.config.training.reinit
         meta = {"round": round_idx, "run": self.config.name}
+        physics = self._physics(round_idx) if self.config.training.physics_weight else None
         results = []
         for member in range(max(1, self.acquisition.needs.members)):
             seed = child_seed(self.config.seed, "train", round_idx, member)
             warm = self.folder.checkpoint(round_idx - 1, member) if warm_start else None
             out = self.folder.checkpoint(round_idx, member)
             results.append(fit(datasets, self.config.model, channels, self.config.training, self.config.resources,
-                               out, seed=seed, warm_start=warm, meta=meta, plugins=self.config.plugins))  # fmt: skip
+                               out, seed=seed, warm_start=warm, meta=meta, plugins=self.config.plugins,
+                               physics=physics))  # fmt: skip
         return results[0]
 
     def evaluate(self, round_idx: int) -> tuple[dict[str, float], dict[str, float]]:
@@ -219,17 +224,27 @@ class ALDriver:
 
     def score(self, round_idx: int, k: int) -> list[int]:
         """The next `k` ids to label: round `round_idx`'s acquisition over the unlabelled candidates."""
-        done = self.folder.store.labeled_ids() | self.folder.store.failed_ids()
-        candidates = self._candidates(round_idx, done)
+        candidates = self._candidates(round_idx, self._unlabelled())
         rng = generator(self.config.seed, "select", round_idx)
         return sorted(int(i) for i in self.acquisition.select(candidates, min(k, len(candidates.ids)), rng))
 
     # Pieces --------------------------------------------------------------------------------------
 
-    def _candidates(self, round_idx: int, done: set[int]) -> Candidates:
+    def _unlabelled(self) -> np.ndarray:
+        """The candidates' ids that are neither labelled nor failed, sorted."""
+        done = self.folder.store.labeled_ids() | self.folder.store.failed_ids()
+        return np.setdiff1d(np.arange(len(self.params)), np.fromiter(done, dtype=np.int64, count=len(done)))
+
+    def _physics(self, round_idx: int) -> Physics:
+        """Up to `PHYSICS_INPUTS` unlabelled candidates, drawn per round, for the physics-informed term."""
+        free = self._unlabelled()
+        size = min(PHYSICS_INPUTS, len(free))
+        ids = np.sort(generator(self.config.seed, "physics", round_idx).choice(free, size=size, replace=False))
+        return Physics(self.config.simulator, self.params[ids])
+
+    def _candidates(self, round_idx: int, pool_ids: np.ndarray) -> Candidates:
         """Scores (on Ray Data, if the function needs models) and selection vectors for the unlabelled pool."""
         all_ids = np.arange(len(self.params))
-        pool_ids = np.setdiff1d(all_ids, np.fromiter(done, dtype=np.int64, count=len(done)))
         labeled = np.fromiter(self.folder.store.labeled_ids(), dtype=np.int64)
         scores = vectors = labeled_vectors = None
         needs = self.acquisition.needs

@@ -23,6 +23,9 @@ def check_run(config: Config) -> None:
     simulator's inputs and gives its outputs, and the candidate pool (the config's plugins are loaded)."""
     simulator = build_simulator(config.simulator)
     build_acquisition(config.acquisition).bind(simulator)  # refuses a simulator without what the function needs
+    if config.training.physics_weight and simulator.residual is None:
+        raise ConfigError(f"training.physics_weight needs the simulator's residual, and simulator "
+                          f"{config.simulator.name!r} has none; give it one (docs/simulators.md) or set 0")  # fmt: skip
     check_model(config.model, simulator.input_shape, simulator.output_shape)
     read_candidates(config, simulator)
 

@@ -1,6 +1,6 @@
 """One round's numbers as one type: what `state.json` keeps per round and `rounds.csv` shows per row.
 
-The metric names come from `raysurr.models.losses` (`error_metrics`, `SKILLS`); the region names in
+The metric names come from `raysurr.models.losses` (`error_metrics`, `SKILLS`, `SPREAD`); the region names in
 them from the simulator (`AbstractSimulator.regions`: diffusion2d's are source and field).
 """
 
@@ -15,14 +15,14 @@ from pathlib import Path
 from typing import Any
 
 from raysurr.data.store import write_text
-from raysurr.models.losses import SKILLS, error_metrics
+from raysurr.models.losses import SKILLS, SPREAD, error_metrics
 
 TIMINGS = ("label_s", "train_s", "score_s", "eval_s", "round_s")
 
 
 def round_columns(regions: Sequence[str]) -> list[str]:
     """rounds.csv's columns for a simulator with these region names."""
-    test = [f"test_{name}" for name in (*error_metrics(regions), *SKILLS)]
+    test = [f"test_{name}" for name in (*error_metrics(regions), *SKILLS, *SPREAD)]
     return ["round", "n_labeled", "n_failed", "val_wmae", *test, *TIMINGS]
 
 
@@ -68,7 +68,7 @@ class RoundRecord:
 
 def kept_metrics(evaluation: dict[str, float], regions: Sequence[str]) -> dict[str, float]:
     """The numbers a round keeps from an evaluation of the test set."""
-    return {name: evaluation[name] for name in (*error_metrics(regions), *SKILLS)}
+    return {name: evaluation[name] for name in (*error_metrics(regions), *SKILLS, *SPREAD)}
 
 
 def write_rounds(path: Path, records: Sequence[RoundRecord], regions: Sequence[str]) -> None:

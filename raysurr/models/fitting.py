@@ -20,15 +20,33 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+import numpy as np
 import torch
 import torch.distributed as dist
 from torch import nn
 
-from raysurr.config import ModelConfig, TrainingConfig, load_plugins
+from raysurr.config import ModelConfig, SimulatorConfig, TrainingConfig, load_plugins
+from raysurr.errors import ConfigError
 from raysurr.models.checkpoint import SurrogateSpec, TargetTransform, read_checkpoint
 from raysurr.models.layers import has_dropout, mc_dropout
 from raysurr.models.losses import weighted_mae
 from raysurr.seeding import child_seed
+from raysurr.simulators import build_simulator
+
+
+@dataclass(frozen=True)
+class Physics:
+    """Unlabelled inputs for the physics-informed term: parameter sets the simulator renders where the
+    training runs (each rank its share), and whose `residual` on the predictions is the term."""
+
+    simulator: SimulatorConfig
+    params: np.ndarray  # [m, P]
+
+    def inputs(self, rank: int, world: int) -> tuple[torch.Tensor, Callable[..., torch.Tensor]]:
+        simulator = build_simulator(self.simulator)
+        if simulator.residual is None:
+            raise ConfigError("training.physics_weight needs a simulator with a residual; this one has none")
+        return torch.tensor(simulator.render(self.params[rank::world])), simulator.residual
 
 
 @dataclass(frozen=True)
@@ -48,6 +66,7 @@ class FitSpec:
     warm_start: bytes | None = None  # bytes, not a path: the worker may be on a node without the driver's disk
     meta: dict[str, Any] = field(default_factory=dict)
     plugins: tuple[str, ...] = ()  # modules that register the user's models, imported where the run happens
+    physics: Physics | None = None  # the unlabelled inputs of `training.physics_weight`
 
     @classmethod
     def of(cls, model: ModelConfig, channels: tuple[int, int], training: TrainingConfig, seed: int,
@@ -87,7 +106,12 @@ class FitSpec:
         net = wrap(net) if wrap is not None else net.to(device)
         order = torch.Generator().manual_seed(child_seed(self.seed, "order", rank if stream is None else stream))
         warm = (spec.inputs, spec.transform) if self.warm_start else None
-        return Fit(net, train, val, TrainingConfig(**self.training), order, world, warm_start=warm), spec
+        physics = None
+        if self.physics is not None:
+            inputs, residual = self.physics.inputs(rank, world)
+            physics = (inputs.to(device), residual)
+        settings = TrainingConfig(**self.training)
+        return Fit(net, train, val, settings, order, world, warm_start=warm, physics=physics), spec
 
 
 class Fit:
@@ -103,6 +127,9 @@ class Fit:
             they are a previous round's: fine-tuning keeps that scaling (new scales would change
             what the weights mean), and the starting weights are the first candidate for the best,
             so a round that cannot improve on them keeps them.
+        physics: (unlabelled inputs [m, C, H, W] in the data's units, the simulator's `residual`), for
+            `settings.physics_weight` > 0: every step adds weight * mean(residual(x, f(x))^2) over a batch
+            of them, in the data's units, to the weighted MAE of the labelled batch (one forward for both).
     """
 
     def __init__(
@@ -114,7 +141,11 @@ class Fit:
         order: torch.Generator,
         world: int = 1,
         warm_start: tuple[TargetTransform, TargetTransform] | None = None,
+        physics: tuple[torch.Tensor, Callable[..., torch.Tensor]] | None = None,
     ) -> None:
+        if settings.physics_weight and physics is None:
+            raise ConfigError("training.physics_weight > 0 needs unlabelled inputs and the simulator's residual, "
+                              "which only raysurr drive has; set it to 0 here")  # fmt: skip
         self.model, self.settings, self.order = model, settings, order
         self.device = next(model.parameters()).device
         self.inputs, self.targets = TargetTransform(), TargetTransform()
@@ -125,6 +156,9 @@ class Fit:
         self.mean_target = self._mean(train[1])  # the trivial model whose error skill is measured against
         self.train_x, self.train_y = self.inputs.forward(train[0]), self.targets.forward(train[1])
         self.val_x, self.val_y = self.inputs.forward(val[0]), self.targets.forward(val[1])
+        self.physics_x, self.residual = None, None
+        if physics is not None and settings.physics_weight:
+            self.physics_x, self.residual = self.inputs.forward(physics[0]), physics[1]
         self.optimizer = torch.optim.Adam(model.parameters(), lr=settings.lr)
         self.planned = settings.epochs  # cut, after each epoch, to what `budget_s` allows
         self.scheduler = (torch.optim.lr_scheduler.LambdaLR(self.optimizer, self._cosine)
@@ -164,13 +198,15 @@ class Fit:
             self.scheduler.step()
         train_seconds = time.perf_counter() - start
         val_wmae = self.validate()
-        dropout = {"val_wmae_dropout": self.validate(dropout=True)} if has_dropout(self.network) else {}
+        extra = {"val_wmae_dropout": self.validate(dropout=True)} if has_dropout(self.network) else {}
+        if self.physics_x is not None:  # the unweighted physics term, for the history
+            extra["train_residual"] = self.train_residual
         if val_wmae < self.best:
             self.best, self.best_state, self.stale = val_wmae, copy.deepcopy(self.network.state_dict()), 0
             self.best_epoch = len(self.history)
         else:
             self.stale += 1
-        record = {"epoch": len(self.history), "train_loss": train_loss, "val_wmae": val_wmae, **dropout, "lr": lr,
+        record = {"epoch": len(self.history), "train_loss": train_loss, "val_wmae": val_wmae, **extra, "lr": lr,
                   "train_seconds": train_seconds, "seconds": time.perf_counter() - start}  # fmt: skip
         self.history.append(record)
         if self.settings.budget_s is not None:  # every rank plans on the slowest
@@ -259,17 +295,30 @@ class Fit:
         n, batch = len(self.train_x), self.batch
         rounds = math.ceil(self.steps * batch / max(n, 1))
         perm = torch.cat([torch.randperm(n, generator=self.order) for _ in range(rounds)])
-        total = 0.0
+        total, residual = 0.0, 0.0
         for step in range(self.steps):
             index = perm[step * batch : (step + 1) * batch].to(self.device)
+            x = self.train_x[index]
+            if self.physics_x is not None:  # the unlabelled batch rides along in the same forward
+                free = torch.randint(len(self.physics_x), (len(index),), generator=self.order).to(self.device)
+                x = torch.cat([x, self.physics_x[free]])
             with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.autocast):
-                pred = self.model(self.train_x[index]).float()
-            loss = weighted_mae(pred, self.train_y[index], self.settings.loss_w, self.settings.loss_w2)
+                pred = self.model(x).float()
+            loss = weighted_mae(pred[: len(index)], self.train_y[index], self.settings.loss_w, self.settings.loss_w2)
+            if self.physics_x is not None:
+                physics = self.physics_loss(x[len(index) :], pred[len(index) :])
+                loss = loss + self.settings.physics_weight * physics
+                residual += float(physics.detach())
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
             self.optimizer.step()
             total += float(loss.detach())
+        self.train_residual = self._all_reduce(residual / self.steps) / self._all_reduce(1.0)
         return self._all_reduce(total / self.steps) / self._all_reduce(1.0)
+
+    def physics_loss(self, x: torch.Tensor, pred: torch.Tensor) -> torch.Tensor:
+        """Mean squared residual of the simulator's equations on predictions, both in the data's units."""
+        return self.residual(self.inputs.inverse(x), self.targets.inverse(pred)).pow(2).mean()
 
     def _mean(self, values: torch.Tensor) -> torch.Tensor:
         """The mean over samples of every rank's shard: [C, H, W]."""

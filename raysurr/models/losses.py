@@ -1,9 +1,11 @@
-"""The study's loss and metrics. Pure torch; every function works on batches."""
+"""The study's loss and metrics. Pure torch (and numpy for the spread over samples); batches throughout."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
+import numpy as np
 import torch
 
 
@@ -62,6 +64,24 @@ def roi_mae(
 # The names of an evaluation's numbers, defined here once: scoring computes them, the round records,
 # rounds.csv, the plots and the experiment report read them.
 SKILLS = ("wmae_skill_zero", "wmae_skill_mean", "mae_skill_zero", "mae_skill_mean")
+# How the weighted MAE spreads over the samples: its 95th percentile (the worst case AL4PDE reports) and the
+# share of the total error in the worst 10% of samples (0.1 when every sample is as hard as any other).
+SPREAD = ("wmae_p95", "wmae_top10_share")
+
+
+def error_spread(per_sample: np.ndarray) -> dict[str, float]:
+    """`SPREAD` of per-sample errors [n]: NaN when there are none.
+
+    Example:
+        >>> error_spread(np.array([1.0] * 9 + [11.0]))["wmae_top10_share"]
+        0.55
+    """
+    errors = np.sort(np.asarray(per_sample, dtype=np.float64))[::-1]
+    if not len(errors) or not errors.sum() > 0:
+        return dict.fromkeys(SPREAD, math.nan)
+    worst = max(1, round(0.1 * len(errors)))
+    share = float(errors[:worst].sum() / errors.sum())
+    return {"wmae_p95": float(np.percentile(errors, 95)), "wmae_top10_share": share}
 
 
 def error_metrics(regions: Sequence[str]) -> tuple[str, ...]:

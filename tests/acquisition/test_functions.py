@@ -118,6 +118,23 @@ def test_ensemble_variance_over_its_members():
     np.testing.assert_allclose(ensemble.score_batch(members, X).numpy(), expected, rtol=1e-5)
 
 
+def test_entropy_is_the_source_weighted_mc_dropout_variance_in_numpy():
+    """(1 + w2 tanh(|mean|)) * variance over T dropout passes, averaged over cells; the passes are drawn as
+    the function draws them (one batched forward of T copies), the formula computed here."""
+    from raysurr.models.layers import mc_dropout
+
+    model, entropy = unet(0, dropout=0.4), build_acquisition({"name": "entropy", "passes": 5, "w2": 30.0})
+    torch.manual_seed(11)
+    got = entropy.score_batch([model], X).double().numpy()
+    torch.manual_seed(11)
+    with torch.no_grad():
+        outputs = mc_dropout(model)(X.repeat(5, 1, 1, 1)).unflatten(0, (5, 6)).double().numpy()
+    mean, variance = outputs.mean(axis=0), outputs.var(axis=0)
+    expected = ((1 + 30.0 * np.tanh(np.abs(mean))) * variance).reshape(6, -1).mean(axis=1)
+    np.testing.assert_allclose(got, expected, rtol=1e-4)
+    assert len(set(np.round(expected, 12))) == 6  # six different scores: the passes differ per sample
+
+
 def test_pre_scores_the_mean_squared_residual_of_the_prediction():
     sim = Diffusion2D(grid=16)
     pre = build_acquisition({"name": "pre"})

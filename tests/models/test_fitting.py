@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import itertools
 
+import numpy as np
 import pytest
 import torch
 
@@ -19,10 +20,10 @@ def data(n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
     return x, 0.5 * x.roll(1, dims=-1)
 
 
-def make_fit(settings: TrainingConfig) -> Fit:
+def make_fit(settings: TrainingConfig, dropout: float = 0.4, **options) -> Fit:
     torch.manual_seed(0)
-    model = UNet(in_channels=1, out_channels=1, base_channels=2, depth=2)
-    return Fit(model, data(24, 1), data(8, 2), settings, torch.Generator().manual_seed(3))
+    model = UNet(in_channels=1, out_channels=1, base_channels=2, depth=2, dropout=dropout)
+    return Fit(model, data(24, 1), data(8, 2), settings, torch.Generator().manual_seed(3), **options)
 
 
 def test_training_lowers_the_validation_error_and_keeps_the_best_weights():
@@ -172,3 +173,47 @@ def test_a_warm_started_spec_fine_tunes_the_checkpoints_weights_at_its_scaling(t
     for a, b in zip(run.model.parameters(), trained.best_network().parameters(), strict=True):
         assert torch.equal(a, b)
     assert warm_spec.transform == trained.targets and run.targets is warm_spec.transform
+
+
+def numpy_weighted_mae(pred, target, w, w2) -> float:
+    pred, target = pred.double().numpy(), target.double().numpy()
+    return float(((1 + w2 * np.tanh(w * np.abs(target))) * np.abs(pred - target)).mean())
+
+
+def test_the_loss_weights_reach_training_and_validation():
+    """loss_w and loss_w2 as configured, not their defaults: the epoch's training loss (one batch, a learning
+    rate too small to move the weights) and the validation error equal the formula in numpy."""
+    settings = TrainingConfig(epochs=1, lr=1e-12, batch_size=24, loss_w=3.0, loss_w2=7.0, normalize="none")
+    run = make_fit(settings, dropout=0.0)  # training-mode forward = eval-mode forward
+    with torch.no_grad():
+        before_train, before_val = run.network.eval()(run.train_x), run.network.eval()(run.val_x)
+    record = run.step()
+    assert record["train_loss"] == pytest.approx(numpy_weighted_mae(before_train, run.train_y, 3.0, 7.0), rel=1e-4)
+    assert record["val_wmae"] == pytest.approx(numpy_weighted_mae(before_val, run.val_y, 3.0, 7.0), rel=1e-4)
+    assert record["val_wmae"] != pytest.approx(numpy_weighted_mae(before_val, run.val_y, 1.0, 2000.0), rel=1e-2)
+
+
+def test_the_physics_term_adds_its_weighted_residual_on_unlabelled_inputs_to_the_loss():
+    """One batch, a learning rate too small to move the weights: the epoch's loss is the weighted MAE of the
+    labelled batch plus weight * mean(residual(x, f(x))^2) over a batch of the unlabelled inputs, in data units."""
+    from raysurr.errors import ConfigError
+    from raysurr.simulators import Diffusion2D
+
+    sim = Diffusion2D(grid=16)
+    free = torch.tensor(sim.render(sim.sample(40, np.random.default_rng(0))))
+    settings = TrainingConfig(epochs=1, lr=1e-12, batch_size=24, physics_weight=0.5)
+    with pytest.raises(ConfigError, match="training.physics_weight > 0 needs unlabelled inputs"):
+        make_fit(settings)
+    run = make_fit(settings, dropout=0.0, physics=(free, sim.residual))
+    state = torch.Generator().manual_seed(3)
+    torch.randperm(24, generator=state)  # the shuffle of the epoch, then the draw of unlabelled inputs
+    drawn = free[torch.randint(40, (24,), generator=state)]
+    with torch.no_grad():
+        net = run.network.eval()
+        data_loss = numpy_weighted_mae(net(run.train_x), run.train_y, 1.0, 2000.0)
+        prediction = run.targets.inverse(net(run.inputs.forward(drawn)))
+        physics = float(sim.residual(drawn, prediction).pow(2).mean())
+    assert physics > 1e-3  # an untrained network is far from the equations
+    record = run.step()
+    assert record["train_loss"] == pytest.approx(data_loss + 0.5 * physics, rel=1e-4)
+    assert record["train_residual"] == pytest.approx(physics, rel=1e-4)  # in the history, unweighted

@@ -126,3 +126,6 @@ def test_skill_against_the_zero_and_the_mean_field_is_one_minus_the_error_ratio(
     mae = np.abs(pred - yn).mean()
     assert means["mae_skill_zero"] == pytest.approx(1 - mae / np.abs(yn).mean(), rel=1e-4)
     assert means["mae_skill_mean"] == pytest.approx(1 - mae / np.abs(mean - yn).mean(), rel=1e-4)
+    per_sample = np.asarray(out["wmae"])  # the worst case and how uneven the errors are, from the same samples
+    assert means["wmae_p95"] == pytest.approx(np.percentile(per_sample, 95))
+    assert means["wmae_top10_share"] == pytest.approx(np.sort(per_sample)[-2:].sum() / per_sample.sum())  # 2 of 16
