@@ -21,7 +21,7 @@ Usage:
     python benchmarks/learning.py            # 500 and 2,000 labels, 2 and 8 min each (~35 min on 2 cores)
     python benchmarks/learning.py --quick    # 100 labels at N = 32, 20 s each
     python benchmarks/learning.py --dropout  # dropout 0, 0.1, 0.2, 0.4 (~8 min)
-    python benchmarks/learning.py --physics 1.0   # training.physics_weight 0 against 1 at 250/500/1000 labels
+    python benchmarks/learning.py --physics 0.01,0.1  # training.physics_weight 0, 0.01, 0.1 at 250/500/1000 labels
     python benchmarks/learning.py --models unet --labels 2000 --budget-scale 1.875 --seeds 3
                                              # one case over 3 seeds, then {"bench": "learning_seeds", mean, std}
 """
@@ -86,7 +86,7 @@ def run(name: str, options: dict, train, val, test, settings: TrainingConfig, se
             "epochs": len(fit.history), "best_epoch": fit.best_epoch, "test_wmae": errors["model"],
             "skill_zero": 1 - errors["model"] / errors["zero"], "skill_mean": 1 - errors["model"] / errors["mean"],
             "test_mae_source": source_mae(pred, y), "train_s": train_s,
-            "cpu_minutes": train_s * threads / 60, **({"_predict": predict} if physics else {})}  # fmt: skip
+            "cpu_minutes": train_s * threads / 60, "_predict": predict}  # fmt: skip
 
 
 def per_sample_wmae(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -157,8 +157,8 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--labels", help="comma-separated label counts instead of 500,2000 (budgets scale with them)")
     parser.add_argument("--dropout", action="store_true", help="the dropout study instead")
-    parser.add_argument("--physics", type=float, metavar="WEIGHT", help="the physics-term study instead: "
-                        "training.physics_weight 0 against WEIGHT at 250, 500, 1000 labels, 12 epochs")  # fmt: skip
+    parser.add_argument("--physics", metavar="WEIGHTS", help="the physics-term study instead: training.physics_weight "
+                        "0 against each of WEIGHTS (comma-separated) at 250, 500, 1000 labels, 12 epochs")  # fmt: skip
     args = parser.parse_args()
     threads = os.cpu_count() or 2
     torch.set_num_threads(threads)
@@ -172,8 +172,9 @@ def main() -> None:
     pool = dataset(sim, args.seeds * max(n for n, _ in cases), 0)
     emit(bench="machine", cpus=threads, torch=torch.__version__, grid=grid, val=len(val[0]), test=len(test[0]))
     if args.physics is not None:
-        physics_study(sim, pool, val, test, [0.0, args.physics], [n for n, _ in cases], 3 if args.quick else 12,
-                      args.seeds, threads)  # fmt: skip
+        weights = [0.0, *(float(w) for w in args.physics.split(","))]
+        physics_study(sim, pool, val, test, weights, [n for n, _ in cases], 3 if args.quick else 12, args.seeds,
+                      threads)  # fmt: skip
         return
     if args.dropout:
         labels = 100 if args.quick else 500
@@ -189,6 +190,7 @@ def main() -> None:
             for seed in range(args.seeds):  # seed s trains on the s-th disjoint draw of `labels` samples
                 train = pool[0][seed * labels : (seed + 1) * labels], pool[1][seed * labels : (seed + 1) * labels]
                 rows.append(run(name, options, train, val, test, settings, seed, threads))
+                rows[-1].pop("_predict")
                 emit(bench="learning", grid=grid, **rows[-1])
             if args.seeds > 1:
                 emit(bench="learning_seeds", grid=grid, model=name, labels=labels, seeds=args.seeds,
