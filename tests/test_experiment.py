@@ -82,6 +82,7 @@ def test_report_and_figures(experiment):
     assert "| unet-tiny | random | 2/2 | 16 ± 0 | 1.00 ± 0.00 |" in report
     assert "| unet-tiny | diversity | 2/2 | 16 ± 0 | 1.00 ± 0.00 |" in report  # round 0: the same initial set
     assert "| model | acquisition | 16 labels |" in report
+    assert "| unet-tiny | diversity | 2 | +0 [+0, +0] | +0% | cannot tell |" in report  # paired with random
     assert (experiment / "learning_curve-unet-tiny.png").stat().st_size > 0
 
 
