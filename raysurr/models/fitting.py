@@ -7,8 +7,10 @@ magnitude per channel over the training set (`inputs`, `targets`: stored in the 
 the network sees values of order 1 whatever the simulator's units, and the weighted MAE it
 minimises and reports is relative to the targets' scale s:
 mean((1 + w2 tanh(w |y| / s)) |ŷ - y|) / s. Targets already scaled to a maximum of 1 (diffusion2d's)
-give s = 1: the study's loss, unchanged. Under DDP (an initialised process group) every rank runs the same number of
-mini-batches and the losses and validation errors are all-reduced; alone it is a plain loop.
+give s = 1: the study's loss, unchanged. With `training.physics_weight` each step also fits a batch
+of unlabelled inputs to the simulator's equations (`Physics`: its `residual` on the predictions).
+Under DDP (an initialised process group) every rank runs the same number of mini-batches and the
+losses and validation errors are all-reduced; alone it is a plain loop.
 """
 
 from __future__ import annotations
@@ -156,7 +158,7 @@ class Fit:
         self.mean_target = self._mean(train[1])  # the trivial model whose error skill is measured against
         self.train_x, self.train_y = self.inputs.forward(train[0]), self.targets.forward(train[1])
         self.val_x, self.val_y = self.inputs.forward(val[0]), self.targets.forward(val[1])
-        self.physics_x, self.residual = None, None
+        self.physics_x, self.residual, self.train_residual = None, None, math.nan
         if physics is not None and settings.physics_weight:
             self.physics_x, self.residual = self.inputs.forward(physics[0]), physics[1]
         self.optimizer = torch.optim.Adam(model.parameters(), lr=settings.lr)
