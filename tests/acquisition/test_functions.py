@@ -186,7 +186,7 @@ def brute_force_k_center(vectors: np.ndarray, centres: np.ndarray | None, k: int
     chosen = list(centres) if centres is not None else [vectors[first]]
     picks, gap = ([] if centres is not None else [first]), np.inf
     while len(picks) < k:
-        distance = np.array([min(((v - c) ** 2).sum() for c in chosen) for v in vectors])
+        distance = ((vectors[:, None, :] - np.array(chosen)[None]) ** 2).sum(-1).min(1)  # explicit differences
         top = np.sort(distance)[::-1]
         gap = min(gap, (top[0] - top[1]) / top[0] if len(top) > 1 and top[0] > 0 else 0.0)
         picks.append(int(np.argmax(distance)))
@@ -241,7 +241,7 @@ def brute_force_lcmd(vectors: np.ndarray, centres: np.ndarray | None, k: int) ->
         first = best(((vectors - vectors.mean(0)) ** 2).sum(1))
         chosen, picks = [vectors[first]], [first]
     while len(picks) < k:
-        squared = np.array([[((v - c) ** 2).sum() for c in chosen] for v in vectors])
+        squared = ((vectors[:, None, :] - np.array(chosen)[None]) ** 2).sum(-1)
         owner, distance = squared.argmin(1), squared.min(1)
         largest = best(np.array([distance[owner == c].sum() for c in range(len(chosen))]))
         within = np.where(owner == largest, distance, -np.inf)
