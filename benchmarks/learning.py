@@ -154,6 +154,7 @@ def main() -> None:
     seeds_help = "repeat each case over this many seeds (training draw, initial weights), then their mean and spread"
     parser.add_argument("--seeds", type=int, default=1, help=seeds_help)
     parser.add_argument("--lr", type=float, default=1e-3, help="Adam's peak learning rate")
+    parser.add_argument("--base-channels", type=int, help="the families' width instead of their default")
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--labels", help="comma-separated label counts instead of 500,2000 (budgets scale with them)")
     parser.add_argument("--dropout", action="store_true", help="the dropout study instead")
@@ -186,6 +187,7 @@ def main() -> None:
                                   budget_s=budget * args.budget_scale)  # fmt: skip
         for name in args.models.split(","):
             options = FAMILIES[name] if not args.quick else {**FAMILIES[name], "depth": 3}
+            options = {**options, "base_channels": args.base_channels or options["base_channels"]}
             rows = []
             for seed in range(args.seeds):  # seed s trains on the s-th disjoint draw of `labels` samples
                 train = pool[0][seed * labels : (seed + 1) * labels], pool[1][seed * labels : (seed + 1) * labels]
