@@ -194,23 +194,24 @@ def brute_force_k_center(vectors: np.ndarray, centres: np.ndarray | None, k: int
     return picks, gap
 
 
-@settings(max_examples=150, deadline=None)
-@given(
-    n=st.integers(2, 25),
-    dims=st.integers(1, 5),
-    labelled=st.integers(0, 4),
-    offset=st.floats(-1e3, 1e3),
-    spread=st.floats(1e-3, 10.0),
-    seed=st.integers(0, 2**32 - 1),
-)
-def test_k_center_picks_what_an_exact_greedy_picks(n, dims, labelled, offset, spread, seed):
-    """Vectors sharing an offset far larger than their spread (model features do) are where distances from
-    expanded norms go wrong: the selection must equal a float64 greedy on explicit differences."""
+@st.composite
+def offset_vectors(draw) -> tuple[np.ndarray, np.ndarray | None, int, int]:
+    """Candidates and labelled centres sharing an offset up to 1e3 with a spread down to 1e-3, k, a seed."""
+    n, dims, labelled = draw(st.integers(2, 25)), draw(st.integers(1, 5)), draw(st.integers(0, 4))
+    offset, spread, seed = draw(st.floats(-1e3, 1e3)), draw(st.floats(1e-3, 10.0)), draw(st.integers(0, 2**32 - 1))
     rng = np.random.default_rng(seed)
     vectors = offset + spread * rng.normal(size=(n, dims))
     centres = offset + spread * rng.normal(size=(labelled, dims)) if labelled else None
-    k = int(rng.integers(1, n + 1))
-    first = int(np.random.default_rng(seed).integers(n))  # k_center's first draw when there are no centres
+    return vectors, centres, int(rng.integers(1, n + 1)), seed
+
+
+@settings(max_examples=150, deadline=None)
+@given(offset_vectors())
+def test_k_center_picks_what_an_exact_greedy_picks(case):
+    """Vectors sharing an offset far larger than their spread (model features do) are where distances from
+    expanded norms go wrong: the selection must equal a float64 greedy on explicit differences."""
+    vectors, centres, k, seed = case
+    first = int(np.random.default_rng(seed).integers(len(vectors)))  # k_center's first draw without centres
     expected, gap = brute_force_k_center(vectors, centres, k, first)
     assume(gap > 1e-9)  # a tie has two right answers
     assert k_center(vectors, centres, k, np.random.default_rng(seed)).tolist() == expected
@@ -252,19 +253,9 @@ def brute_force_lcmd(vectors: np.ndarray, centres: np.ndarray | None, k: int) ->
 
 
 @settings(max_examples=150, deadline=None)
-@given(
-    n=st.integers(2, 25),
-    dims=st.integers(1, 5),
-    labelled=st.integers(0, 4),
-    offset=st.floats(-1e3, 1e3),
-    spread=st.floats(1e-3, 10.0),
-    seed=st.integers(0, 2**32 - 1),
-)
-def test_lcmd_picks_what_its_definition_picks(n, dims, labelled, offset, spread, seed):
-    rng = np.random.default_rng(seed)
-    vectors = offset + spread * rng.normal(size=(n, dims))
-    centres = offset + spread * rng.normal(size=(labelled, dims)) if labelled else None
-    k = int(rng.integers(1, n + 1))
+@given(offset_vectors())
+def test_lcmd_picks_what_its_definition_picks(case):
+    vectors, centres, k, _ = case
     expected, gap = brute_force_lcmd(vectors, centres, k)
     assume(gap > 1e-9)  # a tie has two right answers
     assert largest_cluster_max_distance(vectors, centres, k).tolist() == expected
