@@ -101,8 +101,8 @@ def paired(rows: Sequence[dict[str, Any]], reference: str) -> list[dict[str, Any
             relative.append(final[-1] / base[-1]["test_wmae"])
             area.append(area_under_curve(run) - area_under_curve(base))
         out.append({"model": model, "acquisition": acquisition, "seeds": len(final),
-                    "final": (_mean(final), bootstrap_interval(final)), "relative": _mean(relative),
-                    "area": (_mean(area), bootstrap_interval(area))})  # fmt: skip
+                    "final": (_stats(final)[0], bootstrap_interval(final)), "relative": _stats(relative)[0],
+                    "area": (_stats(area)[0], bootstrap_interval(area))})  # fmt: skip
     return out
 
 
@@ -144,10 +144,6 @@ def savings(rows: Sequence[dict[str, Any]], reference: str) -> list[dict[str, An
             out.append({"model": model, "acquisition": acquisition, "seeds": seeds, "reached": len(needed),
                         "labels_needed": _stats(needed), "saving": _stats(ratios)})  # fmt: skip
     return out
-
-
-def _mean(values: Sequence[float]) -> float:
-    return float(np.mean(values)) if len(values) else math.nan
 
 
 def _stats(values: Sequence[float]) -> tuple[float, float]:
