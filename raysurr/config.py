@@ -145,14 +145,31 @@ class LoopConfig(Section):
     """`loop`: the active-learning rounds and when to stop."""
 
     section: ClassVar[str] = "loop"
-    batch_size: int = 1000  # B, samples labelled per round
-    rounds: int = 15
+    batch_size: int = 1000  # B, samples labelled per round (async: samples each checkpoint selects)
+    rounds: int = 15  # async: checkpoints
     label_budget: int | None = None  # stop once this many samples are labelled
     target_val_wmae: float | None = None
     target_test_wmae: float | None = None
+    mode: str = "sync"  # sync: label, train, score in turn; async: labelling never waits (docs/async.md)
+    retrain_every: int | None = None  # async: new labels that start the next training; None: batch_size
+    max_staleness: int = 1  # async: a label may be selected by a checkpoint at most this many behind the newest
+    queue: int | None = None  # async: ids each checkpoint queues, best first; None: 2 x batch_size (never runs dry)
 
     def __post_init__(self) -> None:
         self._positive("batch_size", "rounds", "label_budget", "target_val_wmae", "target_test_wmae")
+        self._positive("retrain_every", "queue")
+        self._positive("max_staleness", allow_zero=True)
+        _require(self.mode in ("sync", "async"), "loop.mode", f"must be 'sync' or 'async', got {self.mode!r}")
+
+    @property
+    def retrain_after(self) -> int:
+        """Async: the new labels that start the next training."""
+        return self.retrain_every or self.batch_size
+
+    @property
+    def queue_size(self) -> int:
+        """Async: the ids each checkpoint selects into the queue."""
+        return self.queue or 2 * self.batch_size
 
 
 @dataclass(frozen=True)
@@ -190,7 +207,7 @@ class ResourcesConfig(Section):
 
     section: ClassVar[str] = "resources"
     simulators: int | None = None  # simulator actors; None: one per free CPU slot
-    cpus_per_simulator: float = 1.0
+    cpus_per_simulator: float = 1.0  # 0 for a simulator that only waits (a remote or queued job)
     gpus_per_simulator: float = 0.0
     simulator_resource: str | None = "simulator"  # custom resource asked for when the cluster has it
     train_workers: int = 1  # more than one: DDP on Ray Train; one: a single Ray task
@@ -201,8 +218,11 @@ class ResourcesConfig(Section):
     gpus_per_score_actor: float = 1.0  # with use_gpu
 
     def __post_init__(self) -> None:
-        self._positive("simulators", "cpus_per_simulator", "train_workers", "cpus_per_train_worker", "score_actors")
-        self._positive("gpus_per_simulator", "gpus_per_train_worker", "gpus_per_score_actor", allow_zero=True)
+        self._positive("simulators", "train_workers", "cpus_per_train_worker", "score_actors")
+        self._positive("cpus_per_simulator", "gpus_per_simulator", "gpus_per_train_worker", "gpus_per_score_actor",
+                       allow_zero=True)  # fmt: skip
+        _require(self.cpus_per_simulator > 0 or self.simulators is not None, "resources.cpus_per_simulator",
+                 "is 0 (a simulator that only waits): set resources.simulators to the actor count")  # fmt: skip
 
 
 SPACE_KINDS = ("choice", "grid", "uniform", "loguniform", "randint")

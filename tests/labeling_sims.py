@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from raysurr import AbstractSimulator, Parameter, Simulation, register_simulator
+from raysurr.simulators.diffusion2d import Diffusion2D
 
 
 @register_simulator("misbehaving")
@@ -51,3 +52,23 @@ class Misbehaving(AbstractSimulator):
         outputs[[i for i, x in enumerate(xs) if x in self.nan_on]] = np.nan
         outputs[[i for i, x in enumerate(xs) if x in self.inf_on]] = np.inf
         return Simulation(outputs=outputs)
+
+
+@register_simulator("logged_diffusion2d")
+class LoggedDiffusion(Diffusion2D):
+    """diffusion2d that appends every parameter set it simulates to `log` (one line each, one write per call,
+    O_APPEND: whole lines from every actor), so a test can count how often each sample was simulated."""
+
+    def __init__(self, log: str = "", **options) -> None:
+        super().__init__(**options)
+        self.log = log
+
+    def simulate(self, params):
+        result = super().simulate(params)
+        lines = "".join(" ".join(repr(float(v)) for v in row) + "\n" for row in np.asarray(params))
+        fd = os.open(self.log, os.O_WRONLY | os.O_APPEND | os.O_CREAT)
+        try:
+            os.write(fd, lines.encode())
+        finally:
+            os.close(fd)
+        return result

@@ -55,7 +55,8 @@ def test_rounds_csv_and_outputs(reference):
     assert list(rows[0]) == ["round", "n_labeled", "n_failed", "val_wmae", "test_wmae", "test_mae_all",
                              "test_mae_source", "test_mae_field", "test_wmae_skill_zero", "test_wmae_skill_mean",
                              "test_mae_skill_zero", "test_mae_skill_mean", "test_wmae_p95", "test_wmae_top10_share",
-                             "label_s", "train_s", "score_s", "eval_s", "round_s"]  # fmt: skip
+                             "label_s", "train_s", "score_s", "eval_s", "round_s", "elapsed_s",
+                             "utilisation"]  # fmt: skip
     for row in rows:  # each skill is 1 - error / the trivial model's error, the latter measured on the same set
         assert -100 < float(row["test_wmae_skill_zero"]) < 1 and -100 < float(row["test_mae_skill_mean"]) < 1
     assert all(float(r["test_wmae"]) > 0 and float(r["round_s"]) > 0 for r in rows)

@@ -15,6 +15,7 @@ a sample id that the store already holds (labelled or failed), so a restarted ru
 
 from __future__ import annotations
 
+import math
 import socket
 import time
 from collections import deque
@@ -35,6 +36,8 @@ from raysurr.errors import SimulationError
 from raysurr.progress import Progress
 from raysurr.simulators import AbstractSimulator, build_simulator
 from raysurr.simulators.base import check_shapes, finite_rows
+
+Selected = dict[int, tuple[int, float]]  # {sample id: (the checkpoint that selected it, -1 for none; when)}
 
 
 class SimulatorActor:
@@ -156,6 +159,13 @@ class _Slot:
     actor_id: str
     queue: deque = field(default_factory=deque)  # of (ref, chunk)
     started: float = 0.0  # when the head of the queue began to run
+    busy_since: float | None = None  # when the queue last went from empty to not; None while it is empty
+    busy_s: float = 0.0  # seconds with a non-empty queue before busy_since
+
+    def idle_from(self, now: float) -> None:
+        if self.busy_since is not None:
+            self.busy_s += now - self.busy_since
+            self.busy_since = None
 
 
 class Labeler:
@@ -180,6 +190,8 @@ class Labeler:
         count = actors if actors is not None else simulator_actor_count(resources)
         self.slots = self._start(count)
         self.replaced = 0
+        self.waiting: deque[_Chunk] = deque()  # chunks no actor holds yet, retries included
+        self.selected: Selected = {}  # {sample id: (selected_by, selected_at)} from `submit`
 
     def _start(self, count: int) -> list[_Slot]:
         """Start actors and wait until each has built its simulator, so that set-up time never
@@ -198,13 +210,21 @@ class Labeler:
     def actors(self) -> list:
         return [slot.actor for slot in self.slots]
 
-    def label(self, sample_ids: np.ndarray, params: np.ndarray, store: LabelStore, phase: str = "label") -> dict:
+    def label(
+        self,
+        sample_ids: np.ndarray,
+        params: np.ndarray,
+        store: LabelStore,
+        phase: str = "label",
+        selected: Selected | None = None,
+    ) -> dict:
         """Label every sample not yet in the store.
 
         Args:
             sample_ids: [n] int64.
             params: [n, P] float64 parameter sets in the simulator's column order.
             store: where each finished chunk goes, before anything else sees it.
+            selected: {sample id: (selected_by, selected_at)}, written with each label (an AL run's).
 
         Returns:
             {"labeled": newly labelled, "failed": new failure records, "skipped": already stored,
@@ -213,26 +233,85 @@ class Labeler:
         sample_ids = np.asarray(sample_ids, dtype=np.int64)
         known = store.labeled_ids() | store.failed_ids()
         todo = np.array([i not in known for i in sample_ids.tolist()], dtype=bool)
-        # With a timeout a call holds one sample: a hang then costs one timeout, not a chunk's worth.
-        size = 1 if self.labeling.timeout_s is not None else self.labeling.chunk_size
-        ids, params = sample_ids[todo], np.asarray(params)[todo]
-        waiting = deque(_Chunk(ids[i : i + size], params[i : i + size]) for i in range(0, len(ids), size))
-        progress = Progress(phase, total=len(ids))
+        self.submit(sample_ids[todo], np.asarray(params)[todo], selected)
+        progress = Progress(phase, total=int(todo.sum()))
         counts = {"labeled": 0, "failed": 0, "skipped": int((~todo).sum()), "retried": 0}
-        while waiting or any(slot.queue for slot in self.slots):
-            self._dispatch(waiting)
-            for result, chunk in self._collect(waiting):
-                failures = self._retry_or_keep(result.failures, chunk, waiting)
-                store.write(result.table, failures)
-                counts["labeled"] += result.done
-                counts["failed"] += len(failures)
-                counts["retried"] += len(result.failures) - len(failures)
-                progress.update(done=result.done, failed=len(failures), in_flight=self._in_flight())
+        while not self.idle:
+            arrived = self.step(store)
+            for key in ("labeled", "failed", "retried"):
+                counts[key] += arrived[key]
+            if arrived["labeled"] or arrived["failed"]:
+                progress.update(done=arrived["labeled"], failed=arrived["failed"], in_flight=self._in_flight())
         progress.close()
         return counts
 
+    def submit(self, sample_ids: np.ndarray, params: np.ndarray, selected: Selected | None = None) -> None:
+        """Queue samples for the actors (the caller leaves out what the store holds); `step` runs them."""
+        sample_ids = np.asarray(sample_ids, dtype=np.int64)
+        self.selected.update(selected or {})
+        # With a timeout a call holds one sample: a hang then costs one timeout, not a chunk's worth.
+        size = 1 if self.labeling.timeout_s is not None else self.labeling.chunk_size
+        params = np.asarray(params)
+        self.waiting.extend(_Chunk(sample_ids[i : i + size], params[i : i + size])
+                            for i in range(0, len(sample_ids), size))  # fmt: skip
+
+    def step(self, store: LabelStore, max_wait_s: float | None = None) -> dict:
+        """Send waiting chunks to free actors, wait (at most `max_wait_s`) for the next finished one, and write
+        what finished to the store before returning.
+
+        Returns:
+            {"labeled", "failed", "retried": counts as in `label`; "labeled_ids", "failed_ids": the sample ids
+            stored; "ids": both}.
+        """
+        self._dispatch(self.waiting)
+        arrived = {"labeled": 0, "failed": 0, "retried": 0, "labeled_ids": [], "failed_ids": []}
+        for result, chunk in self._collect(self.waiting, max_wait_s):
+            failures = self._retry_or_keep(result.failures, chunk, self.waiting)
+            store.write(self._with_selection(result.table), failures)
+            arrived["labeled"] += result.done
+            arrived["failed"] += len(failures)
+            arrived["retried"] += len(result.failures) - len(failures)
+            if result.table is not None:
+                arrived["labeled_ids"] += result.table.column("sample_id").to_pylist()
+            arrived["failed_ids"] += [f.sample_id for f in failures]
+        arrived["ids"] = arrived["labeled_ids"] + arrived["failed_ids"]
+        return arrived
+
+    @property
+    def idle(self) -> bool:
+        """Nothing waits and nothing runs."""
+        return not self.waiting and not any(slot.queue for slot in self.slots)
+
+    def free(self) -> int:
+        """Chunks the actors could take now beyond those waiting (what keeps each `in_flight_per_actor` deep)."""
+        room = sum(max(0, self.labeling.in_flight_per_actor - len(slot.queue)) for slot in self.slots)
+        return max(0, room - len(self.waiting))
+
+    @property
+    def chunk(self) -> int:
+        """Samples per actor call."""
+        return 1 if self.labeling.timeout_s is not None else self.labeling.chunk_size
+
+    def pending_ids(self) -> set[int]:
+        """Sample ids sent to an actor or waiting for one (retries included), not yet stored."""
+        chunks = [*self.waiting, *(chunk for slot in self.slots for _, chunk in slot.queue)]
+        return {int(i) for chunk in chunks for i in chunk.sample_ids}
+
+    def busy_s(self) -> float:
+        """Actor-seconds spent with a chunk sent (running or queued on the actor) since the actors started."""
+        now = time.monotonic()
+        return sum(slot.busy_s + (0.0 if slot.busy_since is None else now - slot.busy_since) for slot in self.slots)
+
     def _in_flight(self) -> int:
         return sum(len(chunk.sample_ids) for slot in self.slots for _, chunk in slot.queue)
+
+    def _with_selection(self, table: pa.Table | None) -> pa.Table | None:
+        """The labels with `selected_by` and `selected_at` when the caller said who selected them."""
+        if table is None or not self.selected:
+            return table
+        tags = [self.selected.get(i, (-1, math.nan)) for i in table.column("sample_id").to_pylist()]
+        table = table.append_column("selected_by", pa.array([int(by) for by, _ in tags], pa.int64()))
+        return table.append_column("selected_at", pa.array([float(at) for _, at in tags], pa.float64()))
 
     def _retry_or_keep(self, failures: list[FailureRecord], chunk: _Chunk, waiting: deque) -> list[FailureRecord]:
         """Queue a retry for each failure whose kind has retries left; return the failures to record."""
@@ -257,20 +336,28 @@ class Labeler:
                     return
                 if not slot.queue:
                     slot.started = time.monotonic()
+                    slot.busy_since = slot.started
                 slot.queue.append((slot.actor.label.remote(chunk.sample_ids, chunk.params, chunk.attempt), chunk))
 
-    def _collect(self, waiting: deque) -> list[tuple[ChunkResult, _Chunk]]:
-        """Wait for the next finished chunk (or the next deadline or retry) and handle what happened."""
+    def _collect(self, waiting: deque, max_wait_s: float | None = None) -> list[tuple[ChunkResult, _Chunk]]:
+        """Wait for the next finished chunk (or the next deadline or retry, or `max_wait_s`) and handle what
+        happened."""
         heads = {slot.queue[0][0]: slot for slot in self.slots if slot.queue}
-        if not heads:  # only retries that wait out their back-off
-            time.sleep(max(0.0, min(c.not_before for c in waiting) - time.monotonic()))
+        if not heads:  # nothing sent: only retries that wait out their back-off, or nothing at all
+            until = min((c.not_before for c in waiting), default=math.inf) - time.monotonic()
+            time.sleep(max(0.0, min(until, math.inf if max_wait_s is None else max_wait_s)))
             return []
-        ready, _ = ray.wait(list(heads), num_returns=1, timeout=self._wait_s(waiting))
+        wait_s = self._wait_s(waiting)
+        if max_wait_s is not None:
+            wait_s = max_wait_s if wait_s is None else min(wait_s, max_wait_s)
+        ready, _ = ray.wait(list(heads), num_returns=1, timeout=wait_s)
         if not ready:
             return self._expire_overdue(waiting)
         slot = heads[ready[0]]
         ref, chunk = slot.queue.popleft()
         slot.started = time.monotonic()
+        if not slot.queue:
+            slot.idle_from(slot.started)
         try:
             return [(ray.get(ref), chunk)]
         except RayActorError:
@@ -318,6 +405,7 @@ class Labeler:
         """Kill a slot's actor, requeue the chunks that had not started, and start a fresh actor."""
         ray.kill(slot.actor, no_restart=True)
         waiting.extendleft(reversed([chunk for _, chunk in slot.queue]))
+        slot.idle_from(time.monotonic())  # the fresh actor starts idle
         slot.queue.clear()
         (fresh,) = self._start(1)
         slot.actor, slot.node, slot.actor_id = fresh.actor, fresh.node, fresh.actor_id

@@ -40,14 +40,16 @@ from raysurr.simulators import build_simulator
 BASELINES = ("zero", "mean")
 
 
-def read_samples(path: str | Path, columns: list[str] | None = None) -> ray.data.Dataset:
-    """A Parquet file or folder as a Ray Dataset (optionally only some columns), one block per file.
+def read_samples(path: str | Path | list[Path], columns: list[str] | None = None) -> ray.data.Dataset:
+    """A Parquet file, a folder of them or a list of files as a Ray Dataset (optionally only some columns), one
+    block per file.
 
     The files are read here and handed to Ray's object store, so the workers that use the data may
     be on nodes that do not see this disk (run folders live on the node of the command).
     """
-    path = Path(path)
-    files = sorted(f for f in path.glob("*.parquet") if not f.name.startswith((".", "_"))) if path.is_dir() else [path]
+    files = path if isinstance(path, list) else [Path(path)]
+    if len(files) == 1 and files[0].is_dir():
+        files = sorted(f for f in files[0].glob("*.parquet") if not f.name.startswith((".", "_")))
     if not files:
         raise DatasetError(f"{str(path)!r} holds no Parquet files")
     return ray.data.from_arrow([pq.read_table(f, columns=columns) for f in files])

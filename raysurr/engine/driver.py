@@ -14,8 +14,10 @@ adapters; the run folder (`engine.run_folder`) owns what is on disk; the science
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -25,13 +27,15 @@ from raysurr.acquisition import Candidates, build_acquisition
 from raysurr.config import Config, load_plugins
 from raysurr.data.dataset import open_dataset
 from raysurr.data.lock import FolderLock
-from raysurr.distributed.labeling import Labeler
+from raysurr.distributed.labeling import Labeler, Selected
 from raysurr.distributed.runtime import quiet_ray_data
 from raysurr.distributed.scoring import evaluate_splits, read_pool, read_samples, read_splits, score_pool
 from raysurr.distributed.training import TrainResult, fit
 from raysurr.engine.datasets import evaluation_sets
 from raysurr.engine.rounds import RoundRecord, kept_metrics
 from raysurr.engine.run_folder import RunFolder, RunState, evaluation_dir, read_candidates
+from raysurr.engine.stream import Stream
+from raysurr.errors import ConfigError
 from raysurr.models.fitting import Physics
 from raysurr.plots import plot_checkpoint, plot_learning_curve
 from raysurr.progress import say
@@ -55,9 +59,11 @@ class ALDriver:
     Args:
         run_dir: the run folder (its `config.yaml` is the resolved config).
         config: the resolved config as a dict.
+        owner: the pid of the command that started it, on this node (the async loop stops when it is gone).
     """
 
-    def __init__(self, run_dir: str, config: dict[str, Any]) -> None:
+    def __init__(self, run_dir: str, config: dict[str, Any], owner: int | None = None) -> None:
+        self.owner = owner
         quiet_ray_data()
         self.config = Config.from_dict(config)
         load_plugins(self.config.plugins)
@@ -87,12 +93,18 @@ class ALDriver:
 
     def _run(self) -> dict[str, Any]:
         state = self.folder.read_state()
-        if state.phase == "done" and self._stop_reason(state.records[-1]) is None:
-            state.reopen()  # resumed with a later stopping rule (more rounds, a larger budget): go on
+        if state.phase == "done" and self.stop_reason(state.records[-1]) is None:
+            # resumed with a later stopping rule (more rounds, a larger budget): go on
+            state.reopen(self.config.loop.mode)
             say(f"resuming a finished run: round {state.round} scores the pool again")
         if state.phase != "prepare":
             n = self.folder.store.verify(self.simulator.input_shape, self.simulator.output_shape)
             say(f"resuming round {state.round} at {state.phase}: the label store's {n} labels check out")
+        if (state.phase == "stream") != (self.config.loop.mode == "async") and state.phase not in ("prepare", "done"):
+            raise ConfigError(f"this run was started with loop.mode {'async' if state.phase == 'stream' else 'sync'}; "
+                              "resume it in that mode (drop the --set loop.mode)")  # fmt: skip
+        if self.config.loop.mode == "async":
+            return self._stream(state)
         steps = {"prepare": self._prepare, "label": self._label, "train": self._train, "eval": self._evaluate,
                  "score": self._score}  # fmt: skip
         while state.phase != "done":
@@ -101,6 +113,16 @@ class ALDriver:
             steps[phase](state)
             self.phase_seconds.set(time.perf_counter() - start, tags={**self.tags, "phase": phase})
             state.save(self.folder.state)
+        return {"stopped": state.stopped, "rows": [record.row() for record in state.records]}
+
+    def _stream(self, state: RunState) -> dict[str, Any]:
+        """The async loop (`engine.stream`), after the same preparation as a sync run."""
+        if state.phase == "prepare":
+            self._prepare(state)
+            state.queue = [[i, -1, state.selected_at[0]] for i in state.selections[0]]
+            state.phase = "stream"
+            state.save(self.folder.state)
+        Stream(self, state).run()
         return {"stopped": state.stopped, "rows": [record.row() for record in state.records]}
 
     def _prepare(self, state: RunState) -> None:
@@ -117,12 +139,13 @@ class ALDriver:
 
     def _label(self, state: RunState) -> None:
         start = time.perf_counter()
-        counts = self.label(sorted({*state.selected, *state.retry}), phase=f"round {state.round} label")
+        ids = sorted({*state.selected, *state.retry})
+        counts = self.label(ids, phase=f"round {state.round} label", selected=state.selection_tags(ids))
         state.retry = []
         labeled, failed = len(self.folder.store.labeled_ids()), len(self.folder.store.failed_ids())
         state.record = RoundRecord(state.round, labeled, failed, label_s=time.perf_counter() - start)
-        for name, value in {"round": state.round, "labeled": labeled, "failed": failed}.items():
-            self._set(name, value)
+        state.record.utilisation = counts["busy_s"]  # seconds for now; a fraction of the round once it is finished
+        self.set_gauges(round=state.round, labeled=labeled, failed=failed)
         say(f"round {state.round}: labelled {counts['labeled']} new ({counts['failed']} failed, {counts['retried']} "
             f"retries); {labeled} in total")  # fmt: skip
         state.phase = "train"
@@ -141,9 +164,7 @@ class ALDriver:
         record = state.record
         record.val_wmae, record.test = val["wmae"], kept_metrics(test, self.regions)
         record.eval_s = time.perf_counter() - start
-        self._set("val_wmae", record.val_wmae)
-        self._set("test_wmae", record.test_wmae)
-        state.stopped = self._stop_reason(record)
+        state.stopped = self.stop_reason(record)
         if state.stopped:
             self._finish_round(state)
             state.phase = "done"
@@ -162,14 +183,22 @@ class ALDriver:
         say(f"round {state.round - 1}: selected {len(selected)} with {self.config.acquisition.name}")
 
     def _finish_round(self, state: RunState) -> None:
-        round_idx = state.round
-        record = state.finish_round()
-        self.folder.write_rounds(state, self.regions)
-        say(record.summary(self.regions))
-        plot_learning_curve([r.row() for r in state.records], self.regions, self.folder.learning_curve)
-        plot_checkpoint(self.folder.checkpoint(round_idx), open_dataset(self.eval_dir), self.folder.predictions)
+        record = state.record
+        record.utilisation = record.utilisation / record.round_s if record.round_s > 0 else None
+        record.elapsed_s = sum(r.round_s for r in (*state.records, record))
+        state.finish_round()
+        self.publish(state)
 
-    def _stop_reason(self, record: RoundRecord) -> str | None:
+    def publish(self, state: RunState) -> None:
+        """The latest finished round's (checkpoint's) line, rounds.csv, gauges and pictures."""
+        record = state.records[-1]
+        self.folder.write_rounds(state, self.regions)
+        say(record.summary(self.regions, "checkpoint" if self.config.loop.mode == "async" else "round"))
+        self.set_gauges(round=record.round, val_wmae=record.val_wmae, test_wmae=record.test_wmae)
+        plot_learning_curve([r.row() for r in state.records], self.regions, self.folder.learning_curve)
+        plot_checkpoint(self.folder.checkpoint(record.round), open_dataset(self.eval_dir), self.folder.predictions)
+
+    def stop_reason(self, record: RoundRecord) -> str | None:
         loop = self.config.loop
         if record.round + 1 >= loop.rounds:
             return f"{loop.rounds} rounds done"
@@ -185,23 +214,31 @@ class ALDriver:
 
     # The work ------------------------------------------------------------------------------------
 
-    def label(self, ids: list[int], phase: str) -> dict[str, int]:
-        """Simulate `ids` into the label store (what it holds already is skipped); the Labeler's counts."""
-        labeler = Labeler(self.config.simulator, self.config.plugins, self.config.labeling, self.config.resources)
+    def label(self, ids: list[int], phase: str, selected: Selected) -> dict[str, int]:
+        """Simulate `ids` into the label store (what it holds already is skipped); the Labeler's counts, and
+        `busy_s`: the seconds the mean actor was busy."""
+        labeler = self.labeler()
         ids = np.array(ids, dtype=np.int64)
         try:
-            return labeler.label(ids, self.params[ids], self.folder.store, phase=phase)
+            counts = labeler.label(ids, self.params[ids], self.folder.store, phase=phase, selected=selected)
+            return {**counts, "busy_s": labeler.busy_s() / len(labeler.slots)}
         finally:
             labeler.close()  # frees the CPUs for training and scoring on a machine that has few
 
-    def train(self, round_idx: int) -> TrainResult:
+    def labeler(self) -> Labeler:
+        """A pool of simulator actors (started now)."""
+        return Labeler(self.config.simulator, self.config.plugins, self.config.labeling, self.config.resources)
+
+    def train(self, round_idx: int, parts: list[Path] | None = None) -> TrainResult:
         """Round `round_idx`'s model(s) on every label so far, warm-started from the last round's unless
         `training.reinit`. An ensemble trains one per member, each from its own seed and its own last model;
-        the result is the first member's, the model evaluated and deployed."""
+        the result is the first member's, the model evaluated and deployed. `parts`: the label files to train on
+        (default: every label stored)."""
         channels = (self.simulator.input_shape[0], self.simulator.output_shape[0])
         columns = ["sample_id", "input", "target"]
         val = self._once("val", lambda: read_samples(self.eval_dir / "val", columns).materialize())
-        datasets = {"train": read_samples(self.folder.store.labels.directory, columns).materialize(), "val": val}
+        labels = read_samples(parts or self.folder.store.labels.directory, columns).materialize()
+        datasets = {"train": labels, "val": val}
         warm_start = round_idx and not self.config.training.reinit
         meta = {"round": round_idx, "run": self.config.name}
         physics = self._physics(round_idx) if self.config.training.physics_weight else None
@@ -224,7 +261,8 @@ class ALDriver:
 
     def score(self, round_idx: int, k: int) -> list[int]:
         """The next `k` ids to label: round `round_idx`'s acquisition over the unlabelled candidates."""
-        candidates = self._candidates(round_idx, self._unlabelled())
+        labeled = np.fromiter(self.folder.store.labeled_ids(), dtype=np.int64)
+        candidates = self.candidates(round_idx, self._unlabelled(), labeled)
         rng = generator(self.config.seed, "select", round_idx)
         return sorted(int(i) for i in self.acquisition.select(candidates, min(k, len(candidates.ids)), rng))
 
@@ -242,10 +280,10 @@ class ALDriver:
         ids = np.sort(generator(self.config.seed, "physics", round_idx).choice(free, size=size, replace=False))
         return Physics(self.config.simulator, self.params[ids])
 
-    def _candidates(self, round_idx: int, pool_ids: np.ndarray) -> Candidates:
-        """Scores (on Ray Data, if the function needs models) and selection vectors for the unlabelled pool."""
+    def candidates(self, round_idx: int, pool_ids: np.ndarray, labeled: np.ndarray) -> Candidates:
+        """Scores (on Ray Data, if the function needs models) and selection vectors for the candidates `pool_ids`;
+        `labeled`: the labelled ids (the selection vectors of Core-Set and LCMD need theirs)."""
         all_ids = np.arange(len(self.params))
-        labeled = np.fromiter(self.folder.store.labeled_ids(), dtype=np.int64)
         scores = vectors = labeled_vectors = None
         needs = self.acquisition.needs
         if needs.members:
@@ -283,5 +321,18 @@ class ALDriver:
             self._params = self.folder.read_pool(self.simulator)
         return self._params
 
-    def _set(self, name: str, value: float) -> None:
-        self.gauges[name].set(float(value), tags=self.tags)
+    def owner_gone(self) -> bool:
+        """The command that started this driver has died (killed, say): Ray ends its actors within seconds."""
+        if self.owner is None:
+            return False
+        try:
+            os.kill(self.owner, 0)
+        except ProcessLookupError:
+            return True
+        except PermissionError:  # alive, under another user
+            return False
+        return False
+
+    def set_gauges(self, **values: float) -> None:
+        for name, value in values.items():
+            self.gauges[name].set(float(value), tags=self.tags)

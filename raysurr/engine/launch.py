@@ -3,12 +3,14 @@ driver actor that runs it."""
 
 from __future__ import annotations
 
+import os
+
 import ray
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 from raysurr.acquisition import build_acquisition
-from raysurr.config import Config
-from raysurr.distributed.labeling import check_simulator_fit
+from raysurr.config import Config, ResourcesConfig
+from raysurr.distributed.labeling import check_simulator_fit, simulator_actor_count
 from raysurr.distributed.scoring import check_score_fit
 from raysurr.distributed.training import scaling_config
 from raysurr.engine.driver import ALDriver
@@ -36,6 +38,21 @@ def check_resources(config: Config) -> None:
     check_simulator_fit(config.resources)
     scaling_config(config.resources)
     check_score_fit(config.resources)
+    if config.loop.mode == "async":
+        check_async_fit(config.resources)
+
+
+def check_async_fit(resources: ResourcesConfig) -> None:
+    """In the async loop the simulator actors hold their CPUs while training runs: both must fit at once."""
+    total = ray.cluster_resources().get("CPU", 0.0)
+    actors = simulator_actor_count(resources)
+    simulators = actors * resources.cpus_per_simulator
+    training = resources.train_workers * resources.cpus_per_train_worker
+    if simulators + max(training, 1.0) > total:
+        raise ConfigError(f"loop.mode async keeps {actors} simulator actors ({simulators:g} CPUs) busy while "
+                          f"training takes {training:g} CPUs, and the cluster has {total:g}: lower "
+                          "resources.simulators or cpus_per_train_worker (cpus_per_simulator 0 for a simulator "
+                          "that only waits)")  # fmt: skip
 
 
 def driver_name(run_name: str) -> str:
@@ -51,7 +68,7 @@ def start_driver(run_dir, config: Config) -> ray.actor.ActorHandle:
     actor = ray.remote(ALDriver).options(name=driver_name(config.name), num_cpus=0, max_concurrency=1,
                                          scheduling_strategy=here)  # fmt: skip
     try:
-        return actor.remote(str(run_dir), config.to_dict())
+        return actor.remote(str(run_dir), config.to_dict(), owner=os.getpid())
     except ValueError:  # Ray refuses a second actor of the same name
         raise ConfigError(
             f"a run named {config.name!r} is already running on this cluster; give this one another name "

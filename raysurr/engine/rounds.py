@@ -17,7 +17,7 @@ from typing import Any
 from raysurr.data.store import write_text
 from raysurr.models.losses import SKILLS, SPREAD, error_metrics
 
-TIMINGS = ("label_s", "train_s", "score_s", "eval_s", "round_s")
+TIMINGS = ("label_s", "train_s", "score_s", "eval_s", "round_s", "elapsed_s", "utilisation")
 
 
 def round_columns(regions: Sequence[str]) -> list[str]:
@@ -28,7 +28,7 @@ def round_columns(regions: Sequence[str]) -> list[str]:
 
 @dataclass
 class RoundRecord:
-    """A round: labels after its labelling phase, its model's errors, each phase's seconds."""
+    """A round (async: a checkpoint): the labels its model trained on, its errors, each phase's seconds."""
 
     round: int
     n_labeled: int
@@ -39,6 +39,8 @@ class RoundRecord:
     score_s: float = 0.0
     val_wmae: float = math.nan
     test: dict[str, float] = field(default_factory=dict)  # the test set's error metrics and skills, by name
+    elapsed_s: float | None = None  # the loop's wall time when the row was finished
+    utilisation: float | None = None  # busy fraction of the simulator pool since the previous row
 
     @property
     def round_s(self) -> float:
@@ -50,17 +52,18 @@ class RoundRecord:
 
     def row(self) -> dict[str, Any]:
         """The rounds.csv row: `test_` before each test metric."""
-        timings = {"label_s": self.label_s, "train_s": self.train_s, "score_s": self.score_s, "eval_s": self.eval_s}
+        timings = {"label_s": self.label_s, "train_s": self.train_s, "score_s": self.score_s, "eval_s": self.eval_s,
+                   "round_s": self.round_s, "elapsed_s": self.elapsed_s, "utilisation": self.utilisation}  # fmt: skip
         return {"round": self.round, "n_labeled": self.n_labeled, "n_failed": self.n_failed, "val_wmae": self.val_wmae,
-                **{f"test_{k}": v for k, v in self.test.items()}, **timings, "round_s": self.round_s}  # fmt: skip
+                **{f"test_{k}": v for k, v in self.test.items()}, **timings}  # fmt: skip
 
-    def summary(self, regions: Sequence[str]) -> str:
-        """The round's progress line; it says so when the model is no better than a trivial one."""
+    def summary(self, regions: Sequence[str], unit: str = "round") -> str:
+        """The round's (`unit`'s) progress line; it says so when the model is no better than a trivial one."""
         inside, outside = (self.test.get(f"mae_{region}", math.nan) for region in regions)
         zero, mean = self.test.get("wmae_skill_zero", math.nan), self.test.get("wmae_skill_mean", math.nan)
         worse = [name for name, skill in (("zero", zero), ("the mean field", mean)) if skill <= 0]
         flag = f" | WORSE than predicting {' and '.join(worse)}" if worse else ""
-        return (f"round {self.round}: {self.n_labeled} labelled ({self.n_failed} failed) | val wMAE "
+        return (f"{unit} {self.round}: {self.n_labeled} labelled ({self.n_failed} failed) | val wMAE "
                 f"{self.val_wmae:.4g} | test wMAE {self.test_wmae:.4g} ({regions[0]} {inside:.3g}, {regions[1]} "
                 f"{outside:.3g}; skill vs zero {zero:.2f}, vs mean {mean:.2f}){flag} | label {self.label_s:.0f}s "
                 f"train {self.train_s:.0f}s eval {self.eval_s:.0f}s score {self.score_s:.0f}s")  # fmt: skip

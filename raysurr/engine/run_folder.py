@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
+import math
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -38,7 +39,7 @@ from raysurr.seeding import generator
 from raysurr.simulators import SIMULATORS, AbstractSimulator
 
 STATE_VERSION = 2
-PHASES = ("prepare", "label", "train", "eval", "score", "done")
+PHASES = ("prepare", "label", "train", "eval", "score", "stream", "done")  # stream: the async loop (engine.stream)
 POOL_PART = 1000  # candidates per pool file
 
 
@@ -54,6 +55,13 @@ class RunState:
     stopped: str | None = None
     retry: list[int] = field(default_factory=list)  # failed ids that the next labelling phase simulates again
     changes: list[dict[str, Any]] = field(default_factory=list)  # config keys changed on resume, and when
+    selected_at: list[float] = field(default_factory=list)  # selected_at[r]: when selections[r] was made (epoch s)
+    # The async loop's (engine.stream); there `round` counts checkpoints and selections[c + 1] is checkpoint c's.
+    queue: list[list] = field(default_factory=list)  # [id, selected_by, selected_at] waiting for a simulator
+    sent: list[list] = field(default_factory=list)  # the same, sent to a simulator and not yet stored
+    trained_on: int = 0  # labels when the latest training started
+    elapsed_s: float = 0.0  # wall time of the loop up to the last save, over every resume
+    utilisation: list[list[float]] = field(default_factory=list)  # [from s, to s, busy fraction of the simulators]
     version: int = STATE_VERSION
 
     def save(self, path: Path) -> None:
@@ -93,17 +101,31 @@ class RunState:
     def select(self, round_idx: int, ids: list[int]) -> None:
         """The ids round `round_idx` labels; recorded (again, on a re-run phase) as that round's selection."""
         del self.selections[round_idx:]
+        del self.selected_at[round_idx:]
         self.selections.append(ids)
+        self.selected_at.append(time.time())
+
+    def selection_tags(self, ids: list[int]) -> dict[int, tuple[int, float]]:
+        """{id: (the round whose model selected it, -1 for the initial set; when)} for labels of a sync run."""
+        rounds = self.selected_in()
+        at = [*self.selected_at, *[math.nan] * (len(self.selections) - len(self.selected_at))]  # older states
+        return {i: (rounds[i] - 1, at[rounds[i]]) for i in ids if i in rounds}
 
     def selected_in(self) -> dict[int, int]:
         """{sample id: the round that selected it}."""
         return {i: round_idx for round_idx, ids in enumerate(self.selections) for i in ids}
 
-    def reopen(self) -> None:
-        """A finished run goes on: back to scoring its last round, whose record is finished again then."""
+    def reopen(self, mode: str = "sync") -> None:
+        """A finished run goes on: back to scoring its last round, whose record is finished again then (async:
+        its last checkpoint is trained again, on every label, and then scores)."""
         self.round -= 1
-        self.record = self.records.pop()
-        self.phase, self.stopped = "score", None
+        self.stopped = None
+        if mode == "async":
+            self.records.pop()
+            self.phase, self.trained_on = "stream", 0
+        else:
+            self.record = self.records.pop()
+            self.phase = "score"
 
     def finish_round(self) -> RoundRecord:
         """The current round's record joins the finished ones; the next round starts labelling."""

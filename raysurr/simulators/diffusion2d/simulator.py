@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
 from typing import ClassVar
 
@@ -28,6 +29,8 @@ class Diffusion2D(AbstractSimulator):
         radius: disc radius in cells.
         solver: `exact`, `transient` or `sparse`.
         solver_options: passed to the solver (e.g. `{dt: 0.2, tol: 1e-9}` for `transient`).
+        delay_s: seconds each sample waits before it is solved, without using a core: the cost model of a
+            remote or queued simulator (run such actors with `resources.cpus_per_simulator: 0`).
 
     Example:
         >>> sim = Diffusion2D(grid=32)
@@ -38,7 +41,7 @@ class Diffusion2D(AbstractSimulator):
 
     extras = ("target_max",)
     regions = ("source", "field")
-    evaluation_options: ClassVar[Mapping[str, object]] = {"solver": "exact"}  # val/test sets from the exact solver
+    evaluation_options: ClassVar[Mapping[str, object]] = {"solver": "exact", "delay_s": 0.0}  # val/test: exact, at once
 
     def __init__(
         self,
@@ -48,16 +51,18 @@ class Diffusion2D(AbstractSimulator):
         radius: float = 5.0,
         solver: str = "exact",
         solver_options: dict | None = None,
+        delay_s: float = 0.0,
     ) -> None:
-        if radius <= 0 or diffusivity <= 0 or decay < 0:
+        if radius <= 0 or diffusivity <= 0 or decay < 0 or delay_s < 0:
             raise ParameterError(
-                f"diffusion2d needs radius > 0, diffusivity > 0 and decay >= 0; "
-                f"got radius={radius}, diffusivity={diffusivity}, decay={decay}"
+                f"diffusion2d needs radius > 0, diffusivity > 0, decay >= 0 and delay_s >= 0; "
+                f"got radius={radius}, diffusivity={diffusivity}, decay={decay}, delay_s={delay_s}"
             )
         diameter = 2 * int(np.floor(radius)) + 1
         if not isinstance(grid, int) or grid < diameter:
             raise ParameterError(f"diffusion2d grid={grid} is smaller than a source disc; use grid >= {diameter}")
         self.grid, self.radius, self.diffusivity, self.decay = grid, float(radius), float(diffusivity), float(decay)
+        self.delay_s = float(delay_s)
         factory = SOLVERS.get(solver)
         check_options(factory, solver_options or {}, f"simulator.solver_options (solver {solver!r})", ["operator"])
         self.solver = factory(DiffusionOperator(grid, diffusivity, decay), **(solver_options or {}))
@@ -107,6 +112,7 @@ class Diffusion2D(AbstractSimulator):
         return self.sources(params)[:, None].astype(np.float32)
 
     def simulate(self, params: np.ndarray) -> Simulation:
+        time.sleep(self.delay_s * len(params))
         field = self.solver.solve(self.sources(params))
         peak = field.max(axis=(1, 2))
         return Simulation(

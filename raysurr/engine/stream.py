@@ -1,0 +1,228 @@
+"""The asynchronous loop (`loop.mode: async`): the simulators never wait for training.
+
+One pool of simulator actors labels a stream of samples fed from a selection queue, each actor kept
+`labeling.in_flight_per_actor` chunks deep. Beside it a learner thread of the driver actor trains
+checkpoint c as soon as `loop.retrain_every` labels have been stored since checkpoint c - 1 started
+(warm-started from it unless `training.reinit`), evaluates it, scores the pool and replaces the
+queue with its selection, in the acquisition function's order, while labelling goes on.
+
+Two rules keep a selection meaningful. A selection never holds an id that is labelled, failed or
+with a simulator. A queued id selected by a checkpoint more than `loop.max_staleness` behind the
+newest trained one is dropped (it goes back to the pool) rather than sent.
+
+`state.json` holds the queue and the ids sent to simulators, rewritten after every stored chunk and
+every checkpoint; the label store is always written first, each label with the checkpoint that
+selected it and when (`selected_by`, -1 for the initial set; `selected_at`). A run killed at any
+moment resumes with what was sent and not stored at the front of the queue: a label a simulator
+returned is never simulated again (a sample cut off mid-simulation is: its result never existed),
+and a checkpoint whose training was cut off is trained again on what the store then holds.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from raysurr.distributed.labeling import Labeler
+from raysurr.engine.rounds import RoundRecord, kept_metrics
+from raysurr.engine.run_folder import RunState
+from raysurr.progress import say
+from raysurr.seeding import generator
+
+if TYPE_CHECKING:
+    from raysurr.engine.driver import ALDriver
+
+TICK_S = 0.25  # longest wait for a label before the loop looks at the learner again
+UTILISATION_S = 5.0  # seconds per row of utilisation.csv
+
+
+@dataclass
+class Learned:
+    """What the learner thread hands back for one checkpoint."""
+
+    record: RoundRecord
+    stopped: str | None  # a stopping rule that holds after this checkpoint
+    selection: list[int]  # the ids it wants labelled, most wanted first (empty once stopped)
+
+
+class Stream:
+    """The async loop of one run: `run` returns when a stopping rule holds and nothing is left with a simulator.
+
+    Everything on `state` and the label store is touched by the loop's own thread only; the learner
+    thread gets what it needs as arguments.
+    """
+
+    def __init__(self, driver: ALDriver, state: RunState) -> None:
+        self.driver, self.state = driver, state
+        self.loop, self.store = driver.config.loop, driver.folder.store
+        self.labeled, self.failed = self.store.labeled_ids(), self.store.failed_ids()
+        self.trained = state.round - 1  # the newest trained checkpoint (the learner moves it on)
+        self.started = time.monotonic() - state.elapsed_s
+        self.utilisation = driver.folder.root / "utilisation.csv"
+        self.row_from = (self.elapsed(), 0.0)  # (elapsed s, busy actor-s) when the last row was finished
+
+    def run(self) -> None:
+        state = self.state
+        if state.sent:  # sent before a kill and never stored: first in line again
+            say(f"resuming the stream: {len(state.sent)} samples that were with simulators go first")
+            state.queue, state.sent = state.sent + state.queue, []
+        labeler = self.driver.labeler()
+        learner = ThreadPoolExecutor(1, thread_name_prefix="raysurr-learner")
+        learning: Future | None = None
+        window = (self.elapsed(), labeler.busy_s())
+        say(f"async loop: {len(labeler.slots)} simulator actors, a new model every {self.loop.retrain_after} labels")
+        try:
+            while True:
+                if self.driver.owner_gone():  # killed: send nothing more; what is stored and saved is the run
+                    say("the command that started this run is gone: the async loop stops")
+                    os._exit(1)
+                self.feed(labeler)
+                arrived = labeler.step(self.store, max_wait_s=TICK_S)
+                if arrived["ids"]:
+                    self.stored(arrived)
+                if learning is not None and learning.done():
+                    self.learned(learning.result(), labeler)
+                    learning = None
+                if learning is None and state.stopped is None and self.should_train(labeler):
+                    learning = learner.submit(self.learn, *self.snapshot())
+                if self.elapsed() - window[0] >= UTILISATION_S:
+                    window = self.note_utilisation(window, labeler)
+                if learning is None and labeler.idle and (state.stopped or not self.can_go_on()):
+                    break
+            self.note_utilisation(window, labeler)
+        finally:
+            learner.shutdown(wait=False, cancel_futures=True)
+            labeler.close()
+        state.stopped = state.stopped or "pool exhausted"
+        state.phase = "done"
+        self.save()
+        say(f"stopped: {state.stopped}")
+
+    # The loop's steps -----------------------------------------------------------------------------
+
+    def feed(self, labeler: Labeler) -> None:
+        """Send queued ids to free actors, a chunk each, within the budget and the staleness bound; they are in
+        `state.sent` on disk before any actor gets them."""
+        state, budget = self.state, self.loop.label_budget
+        oldest = self.trained - self.loop.max_staleness
+        chunks = []
+        for _ in range(labeler.free()):
+            room = labeler.chunk if budget is None else budget - len(self.labeled) - len(state.sent)
+            chunk = []
+            while state.queue and len(chunk) < min(labeler.chunk, room):
+                entry = state.queue.pop(0)
+                if entry[1] >= oldest and entry[0] not in self.labeled and entry[0] not in self.failed:
+                    chunk.append(entry)
+            if not chunk:
+                break
+            state.sent += chunk
+            chunks.append(chunk)
+        if not chunks:
+            return
+        self.save()
+        for chunk in chunks:
+            ids = np.array([entry[0] for entry in chunk], dtype=np.int64)
+            labeler.submit(ids, self.driver.params[ids], {entry[0]: (entry[1], entry[2]) for entry in chunk})
+
+    def stored(self, arrived: dict) -> None:
+        self.labeled.update(arrived["labeled_ids"])
+        self.failed.update(arrived["failed_ids"])
+        done = set(arrived["ids"])
+        self.state.sent = [entry for entry in self.state.sent if entry[0] not in done]
+        self.driver.set_gauges(labeled=len(self.labeled), failed=len(self.failed))
+        self.save()
+
+    def should_train(self, labeler: Labeler) -> bool:
+        """Checkpoint 0 once the initial set is stored; later ones after `retrain_every` new labels, or on what
+        there is once nothing else can happen (the queue ran dry, the budget is labelled)."""
+        new = len(self.labeled) - self.state.trained_on
+        if self.state.round == 0:
+            return not self.state.queue and labeler.idle and bool(self.labeled)
+        return new >= self.loop.retrain_after or (new > 0 and labeler.idle and not self.can_send())
+
+    def can_send(self) -> bool:
+        """Ids are queued and the label budget leaves room for them."""
+        budget = self.loop.label_budget
+        return bool(self.state.queue) and (budget is None or len(self.labeled) + len(self.state.sent) < budget)
+
+    def can_go_on(self) -> bool:
+        """Something is left to do: ids to send, or labels no checkpoint has trained on."""
+        return self.can_send() or len(self.labeled) > self.state.trained_on
+
+    def snapshot(self) -> tuple:
+        """The learner's arguments: checkpoint, label files to train on, counts, the free and the labelled ids."""
+        state = self.state
+        state.trained_on = len(self.labeled)
+        self.save()
+        busy = self.labeled | self.failed | {entry[0] for entry in state.sent}
+        free = np.setdiff1d(np.arange(len(self.driver.params)), np.fromiter(busy, dtype=np.int64, count=len(busy)))
+        labeled = np.fromiter(self.labeled, dtype=np.int64, count=len(self.labeled))
+        return state.round, self.store.labels.parts(), len(self.labeled), len(self.failed), free, labeled
+
+    def learn(self, checkpoint: int, parts: list[Path], n_labeled: int, n_failed: int, free: np.ndarray,
+              labeled: np.ndarray) -> Learned:  # fmt: skip
+        """The learner thread: train, evaluate, and (unless a stopping rule holds) score and select."""
+        driver, start = self.driver, time.perf_counter()
+        say(f"checkpoint {checkpoint}: training on {n_labeled} labels while labelling goes on")
+        driver.train(checkpoint, parts)
+        self.trained = checkpoint
+        record = RoundRecord(checkpoint, n_labeled, n_failed, train_s=time.perf_counter() - start)
+        start = time.perf_counter()
+        val, test = driver.evaluate(checkpoint)
+        record.val_wmae, record.test = val["wmae"], kept_metrics(test, driver.regions)
+        record.eval_s = time.perf_counter() - start
+        stopped = driver.stop_reason(record)
+        if stopped or not len(free):
+            return Learned(record, stopped or "pool exhausted", [])
+        start = time.perf_counter()
+        candidates = driver.candidates(checkpoint, free, labeled)
+        rng = generator(driver.config.seed, "select", checkpoint)
+        selected = driver.acquisition.select(candidates, min(self.loop.queue_size, len(free)), rng)
+        record.score_s = time.perf_counter() - start
+        return Learned(record, None, [int(i) for i in selected])
+
+    def learned(self, learned: Learned, labeler: Labeler) -> None:
+        """A checkpoint is in: its row, its selection as the new queue (or the stop)."""
+        state, record, now = self.state, learned.record, time.time()
+        record.elapsed_s, busy = self.elapsed(), labeler.busy_s()
+        record.utilisation = (busy - self.row_from[1]) / (len(labeler.slots) * (record.elapsed_s - self.row_from[0]))
+        self.row_from = (record.elapsed_s, busy)
+        state.records.append(record)
+        state.round += 1
+        if learned.stopped:
+            state.stopped, state.queue = learned.stopped, []
+            say(f"checkpoint {record.round}: {learned.stopped}; {len(state.sent)} samples with simulators finish")
+        else:
+            busy = self.labeled | self.failed | labeler.pending_ids()  # what was sent while the learner worked
+            selection = [i for i in learned.selection if i not in busy]
+            state.queue = [[i, record.round, now] for i in selection]
+            state.selections.append(selection)
+            state.selected_at.append(now)
+        self.save()
+        self.driver.publish(state)
+
+    def note_utilisation(self, window: tuple[float, float], labeler: Labeler) -> tuple[float, float]:
+        """Append the busy fraction of the simulator pool since `window` = (elapsed s, busy actor-s) to
+        utilisation.csv; the next window."""
+        now, busy = self.elapsed(), labeler.busy_s()
+        if now > window[0] and labeler.slots:
+            fraction = (busy - window[1]) / (len(labeler.slots) * (now - window[0]))
+            new = not self.utilisation.exists()
+            with self.utilisation.open("a") as out:
+                if new:
+                    out.write("from_s,to_s,busy,labeled\n")
+                out.write(f"{window[0]:.2f},{now:.2f},{min(1.0, fraction):.4f},{len(self.labeled)}\n")
+        return now, busy
+
+    def elapsed(self) -> float:
+        return time.monotonic() - self.started
+
+    def save(self) -> None:
+        self.state.elapsed_s = self.elapsed()
+        self.state.save(self.driver.folder.state)

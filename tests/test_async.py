@@ -1,0 +1,162 @@
+"""`loop.mode: async` on a local Ray: a run end to end, SIGKILL mid-stream then resume, the staleness bound."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+
+from raysurr.commands.drive import main
+from raysurr.config import Config
+from raysurr.data.lock import FolderLock
+from raysurr.engine.run_folder import RunState
+from raysurr.engine.stream import Stream
+from raysurr.errors import ConfigError
+from tests.conftest import REPO
+
+pytestmark = pytest.mark.timeout(600)
+
+QUICKSTART = str(REPO / "configs" / "quickstart.yaml")
+ASYNC = ["simulator.grid=24", "pool.size=120", "pool.initial=12", "pool.val=12", "pool.test=12", "loop.mode=async",
+         "loop.batch_size=8", "loop.rounds=50", "loop.label_budget=40", "training.epochs=1", "training.batch_size=8",
+         "model.base_channels=2", "model.depth=2", "resources.cpus_per_train_worker=1", "resources.score_actors=1",
+         "resources.simulators=2", "resources.cpus_per_simulator=0", "labeling.chunk_size=2"]  # fmt: skip
+
+
+def sets(*items: str) -> list[str]:
+    return [arg for item in [*ASYNC, *items] for arg in ("--set", item)]
+
+
+def rows(run: Path) -> list[dict]:
+    with (run / "rounds.csv").open() as handle:
+        return list(csv.DictReader(handle))
+
+
+def labels(run: Path) -> dict[str, list]:
+    return pq.read_table(run / "labels", columns=["sample_id", "selected_by", "selected_at", "labeled_at"]).to_pydict()
+
+
+def test_an_async_run_trains_checkpoints_while_it_labels(ray_local, tmp_path):
+    run = tmp_path / "async"
+    assert main(["--config", QUICKSTART, "--run-dir", str(run), *sets("simulator.delay_s=0.05")]) == 0
+    table, state = rows(run), json.loads((run / "state.json").read_text())
+    counts = [int(r["n_labeled"]) for r in table]
+    assert counts[0] == 12 and counts[-1] == 40 and counts == sorted(counts)  # the last trained on the whole budget
+    assert state["stopped"] == "label budget 40 reached" and len(table) == state["round"] >= 3
+    elapsed = [float(r["elapsed_s"]) for r in table]
+    assert elapsed == sorted(elapsed) and all(0 <= float(r["utilisation"]) <= 1 for r in table)
+    got = labels(run)
+    ids, by = got["sample_id"], got["selected_by"]
+    assert len(ids) == len(set(ids)) == 40
+    selections, selected_at = state["selections"], state["selected_at"]
+    assert sorted(i for i, b in zip(ids, by, strict=True) if b == -1) == sorted(selections[0])  # the initial set
+    for i, b, at, done in zip(ids, by, got["selected_at"], got["labeled_at"], strict=True):
+        assert -1 <= b < len(table) and i in selections[b + 1] and at == selected_at[b + 1] and at <= done
+    # A selection never holds an id that was labelled (or with a simulator, so labelled soon after) when it was made.
+    labelled_at = dict(zip(ids, got["labeled_at"], strict=True))
+    for chosen, at in zip(selections[1:], selected_at[1:], strict=True):
+        assert all(labelled_at.get(i, np.inf) > at for i in chosen)
+    with (run / "utilisation.csv").open() as handle:
+        busy = [float(r["busy"]) for r in csv.DictReader(handle)]
+    assert busy and all(0 <= b <= 1 for b in busy)
+
+
+def _kill_mid_stream(proc: subprocess.Popen, run: Path) -> dict:
+    """SIGKILL the run's process tree once checkpoint 0 is in and samples are with simulators; the state then."""
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, "the run finished before it could be killed"
+        try:
+            state = json.loads((run / "state.json").read_text())
+        except (FileNotFoundError, json.JSONDecodeError):
+            state = {}
+        if state.get("round", 0) >= 1 and state.get("sent"):
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+            return json.loads((run / "state.json").read_text())
+        time.sleep(0.05)
+    raise AssertionError("the run never had a checkpoint and samples with simulators")
+
+
+def test_sigkill_mid_stream_then_resume_loses_no_label_and_simulates_none_twice(ray_local, tmp_path):
+    run, log = tmp_path / "killed", tmp_path / "simulated.log"
+    env = {**os.environ, "RAYSURR_DASHBOARD": "0", "PYTHONPATH": str(REPO)}
+    logged = sets("plugins=[tests.labeling_sims]", "simulator.name=logged_diffusion2d", f"simulator.log={log}",
+                  "simulator.delay_s=0.2")  # fmt: skip
+    first = [sys.executable, "-m", "raysurr.drive", "--config", QUICKSTART, "--run-dir", str(run), *logged]
+    proc = subprocess.Popen(first, cwd=REPO, env=env, start_new_session=True, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)  # fmt: skip
+    at_kill = _kill_mid_stream(proc, run)
+    FolderLock(run, "run", name=".driver.lock").acquire(wait_s=60).release()  # the killed driver has ended
+    stored_before = set(labels(run)["sample_id"])
+    assert main(["--resume", str(run)]) == 0  # in this process's Ray
+
+    got = labels(run)
+    assert len(got["sample_id"]) == len(set(got["sample_id"])) == 40  # nothing lost, nothing stored twice
+    pool = pq.read_table(run / "pool").sort_by("sample_id").to_pydict()
+    names = ["row1", "col1", "flux1", "row2", "col2", "flux2"]
+    key = {" ".join(repr(float(pool[n][i])) for n in names): pool["sample_id"][i] for i in range(len(pool["row1"]))}
+    runs = Counter(key[line] for line in log.read_text().splitlines() if line in key)  # val/test sets are not in it
+    twice = {i for i, n in runs.items() if n > 1}
+    # Only a sample with a simulator when the run died can have run twice; no stored label ever runs again.
+    assert twice <= {entry[0] for entry in at_kill["sent"]} and not twice & stored_before
+    assert set(got["sample_id"]) <= set(runs)
+    assert all(b >= -1 and not np.isnan(at) for b, at in zip(got["selected_by"], got["selected_at"], strict=True))
+    assert json.loads((run / "state.json").read_text())["stopped"] == "label budget 40 reached"
+
+
+class FakeLabeler:
+    """What `Stream.feed` asks of a Labeler: room, a chunk size, and a record of what it was sent."""
+
+    def __init__(self, room: int) -> None:
+        self.room, self.chunk, self.sent = room, 1, []
+
+    def free(self) -> int:
+        return self.room - len(self.sent)
+
+    def submit(self, ids, params, selected) -> None:
+        self.sent += [int(i) for i in ids]
+
+
+def feed(tmp_path: Path, queue: list[list], newest: int, labelled: set[int], **loop) -> tuple[list[int], RunState]:
+    store = SimpleNamespace(labeled_ids=lambda: set(labelled), failed_ids=set)
+    folder = SimpleNamespace(store=store, root=tmp_path, state=tmp_path / "state.json")
+    config = Config.from_dict({"loop": {"mode": "async", **loop}})
+    driver = SimpleNamespace(config=config, folder=folder, params=np.zeros((100, 1)))
+    state = RunState(round=newest + 1, phase="stream", queue=queue)
+    labeler = FakeLabeler(room=10)
+    Stream(driver, state).feed(labeler)
+    return labeler.sent, state
+
+
+@pytest.mark.parametrize("max_staleness", [0, 1, 2])
+def test_a_queued_id_staler_than_max_staleness_is_never_sent(tmp_path, max_staleness):
+    queue = [[10, 0, 0.0], [11, 1, 0.0], [12, 2, 0.0], [13, 3, 0.0], [14, -1, 0.0]]
+    sent, state = feed(tmp_path, queue, newest=3, labelled=set(), max_staleness=max_staleness)
+    assert sent == [10 + c for c in range(4) if c >= 3 - max_staleness]
+    assert [entry[0] for entry in state.sent] == sent and state.queue == []
+
+
+def test_the_feed_skips_labelled_ids_and_stops_at_the_budget(tmp_path):
+    queue = [[i, 2, 0.0] for i in range(10, 20)]
+    sent, state = feed(tmp_path, queue, newest=2, labelled={10, 12, 50, 51}, label_budget=7)
+    assert sent == [11, 13, 14]  # 4 labelled + 3 sent = the budget; labelled ids are not sent again
+    assert [entry[0] for entry in state.queue] == list(range(15, 20))
+
+
+def test_async_refuses_simulators_that_leave_no_cpu_for_training(ray_local, tmp_path):
+    args = ["--config", QUICKSTART, "--run-dir", str(tmp_path / "r"), "--set", "loop.mode=async"]
+    with pytest.raises(ConfigError, match="loop.mode async keeps 2 simulator actors"):
+        main([*args, "--set", "resources.simulators=2", "--set", "resources.cpus_per_train_worker=1"])
+    assert not (tmp_path / "r").exists()
