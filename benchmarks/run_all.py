@@ -26,7 +26,7 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-ORDER = ["simulator", "labeling", "faults", "training", "peers", "learning", "scoring", "round_overhead"]
+ORDER = ["simulator", "labeling", "faults", "training", "peers", "learning", "scoring", "round_overhead", "async_loop"]
 GPU_FLAGS = {"training": ["--gpu"], "scoring": ["--gpu"]}
 
 

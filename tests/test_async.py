@@ -47,9 +47,9 @@ def labels(run: Path) -> dict[str, list]:
     return pq.read_table(run / "labels", columns=["sample_id", "selected_by", "selected_at", "labeled_at"]).to_pydict()
 
 
-def test_an_async_run_trains_checkpoints_while_it_labels(ray_local, tmp_path):
-    run = tmp_path / "async"
-    assert main(["--config", QUICKSTART, "--run-dir", str(run), *sets("simulator.delay_s=0.05")]) == 0
+def check_a_finished_run(run: Path) -> None:
+    """What an async run leaves: a row per checkpoint up to the budget, each label once with the checkpoint that
+    selected it, selections that never held a labelled id, the simulators' utilisation."""
     table, state = rows(run), json.loads((run / "state.json").read_text())
     counts = [int(r["n_labeled"]) for r in table]
     assert counts[0] == 12 and counts[-1] == 40 and counts == sorted(counts)  # the last trained on the whole budget
@@ -58,7 +58,7 @@ def test_an_async_run_trains_checkpoints_while_it_labels(ray_local, tmp_path):
     assert elapsed == sorted(elapsed) and all(0 <= float(r["utilisation"]) <= 1 for r in table)
     got = labels(run)
     ids, by = got["sample_id"], got["selected_by"]
-    assert len(ids) == len(set(ids)) == 40
+    assert len(ids) == len(set(ids)) == 40  # nothing lost, nothing stored twice
     selections, selected_at = state["selections"], state["selected_at"]
     assert sorted(i for i, b in zip(ids, by, strict=True) if b == -1) == sorted(selections[0])  # the initial set
     for i, b, at, done in zip(ids, by, got["selected_at"], got["labeled_at"], strict=True):
@@ -89,7 +89,9 @@ def _kill_mid_stream(proc: subprocess.Popen, run: Path) -> dict:
     raise AssertionError("the run never had a checkpoint and samples with simulators")
 
 
-def test_sigkill_mid_stream_then_resume_loses_no_label_and_simulates_none_twice(ray_local, tmp_path):
+def test_an_async_run_killed_mid_stream_resumes_losing_no_label_and_simulating_none_twice(ray_local, tmp_path):
+    """An async run end to end, SIGKILLed (whole process tree) once checkpoint 0 is in and samples are with
+    simulators, then resumed; a logging simulator counts every simulation."""
     run, log = tmp_path / "killed", tmp_path / "simulated.log"
     env = {**os.environ, "RAYSURR_DASHBOARD": "0", "PYTHONPATH": str(REPO)}
     logged = sets("plugins=[tests.labeling_sims]", "simulator.name=logged_diffusion2d", f"simulator.log={log}",
@@ -102,8 +104,8 @@ def test_sigkill_mid_stream_then_resume_loses_no_label_and_simulates_none_twice(
     stored_before = set(labels(run)["sample_id"])
     assert main(["--resume", str(run)]) == 0  # in this process's Ray
 
+    check_a_finished_run(run)
     got = labels(run)
-    assert len(got["sample_id"]) == len(set(got["sample_id"])) == 40  # nothing lost, nothing stored twice
     pool = pq.read_table(run / "pool").sort_by("sample_id").to_pydict()
     names = ["row1", "col1", "flux1", "row2", "col2", "flux2"]
     key = {" ".join(repr(float(pool[n][i])) for n in names): pool["sample_id"][i] for i in range(len(pool["row1"]))}
@@ -112,8 +114,6 @@ def test_sigkill_mid_stream_then_resume_loses_no_label_and_simulates_none_twice(
     # Only a sample with a simulator when the run died can have run twice; no stored label ever runs again.
     assert twice <= {entry[0] for entry in at_kill["sent"]} and not twice & stored_before
     assert set(got["sample_id"]) <= set(runs)
-    assert all(b >= -1 and not np.isnan(at) for b, at in zip(got["selected_by"], got["selected_at"], strict=True))
-    assert json.loads((run / "state.json").read_text())["stopped"] == "label budget 40 reached"
 
 
 class FakeLabeler:
