@@ -104,7 +104,13 @@ class ALDriver:
             raise ConfigError(f"this run was started with loop.mode {'async' if state.phase == 'stream' else 'sync'}; "
                               "resume it in that mode (drop the --set loop.mode)")  # fmt: skip
         if self.config.loop.mode == "async":
-            return self._stream(state)
+            self._stream(state)
+        else:
+            self._phases(state)
+        return {"stopped": state.stopped, "rows": [record.row() for record in state.records]}
+
+    def _phases(self, state: RunState) -> None:
+        """The sync loop: one phase after the other, the state saved after each."""
         steps = {"prepare": self._prepare, "label": self._label, "train": self._train, "eval": self._evaluate,
                  "score": self._score}  # fmt: skip
         while state.phase != "done":
@@ -113,9 +119,8 @@ class ALDriver:
             steps[phase](state)
             self.phase_seconds.set(time.perf_counter() - start, tags={**self.tags, "phase": phase})
             state.save(self.folder.state)
-        return {"stopped": state.stopped, "rows": [record.row() for record in state.records]}
 
-    def _stream(self, state: RunState) -> dict[str, Any]:
+    def _stream(self, state: RunState) -> None:
         """The async loop (`engine.stream`), after the same preparation as a sync run."""
         if state.phase == "prepare":
             self._prepare(state)
@@ -123,7 +128,6 @@ class ALDriver:
             state.phase = "stream"
             state.save(self.folder.state)
         Stream(self, state).run()
-        return {"stopped": state.stopped, "rows": [record.row() for record in state.records]}
 
     def _prepare(self, state: RunState) -> None:
         """Sample (or read) the candidate pool, make the evaluation sets, pick the initial set."""
