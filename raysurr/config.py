@@ -320,6 +320,17 @@ class ExperimentConfig(Section):
         return {label: {"name": label, **dict(section or {})} for label, section in getattr(self, key).items()}
 
 
+@dataclass(frozen=True)
+class TrackingConfig(Section):
+    """`tracking`: where a run is recorded besides its folder (docs/observability.md)."""
+
+    section: ClassVar[str] = "tracking"
+    mlflow: bool = False  # log the run to MLflow (pip install 'raysurr[mlflow]')
+    uri: str | None = None  # MLflow tracking URI; None: sqlite:///<folder holding the run folders>/mlflow.db
+    experiment: str | None = None  # MLflow experiment; None: the config's name
+    parent_run: str | None = None  # an MLflow run id this run is nested under (experiment grids set it)
+
+
 NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]{0,99}")
 
 _SECTIONS: dict[str, type] = {
@@ -333,6 +344,7 @@ _SECTIONS: dict[str, type] = {
     "resources": ResourcesConfig,
     "sweep": SweepConfig,
     "experiment": ExperimentConfig,
+    "tracking": TrackingConfig,
 }
 
 
@@ -353,6 +365,7 @@ class Config:
     resources: ResourcesConfig = field(default_factory=ResourcesConfig)
     sweep: SweepConfig = field(default_factory=SweepConfig)
     experiment: ExperimentConfig = field(default_factory=ExperimentConfig)
+    tracking: TrackingConfig = field(default_factory=TrackingConfig)
 
     def __post_init__(self) -> None:
         _require(self.seed >= 0, "seed", f"must be >= 0, got {self.seed}")
@@ -461,6 +474,22 @@ def set_keys(data: Mapping[str, Any], values: Mapping[str, Any]) -> dict[str, An
             _require(isinstance(child, dict), f"--set {path}={value!r}", f"{key!r} is not a section")
             node = child
         node[keys[-1]] = value.item() if hasattr(value, "item") and not isinstance(value, (list, dict)) else value
+    return out
+
+
+def flat_keys(data: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """A nested config dict as {dotted key: value}.
+
+    Example:
+        >>> flat_keys({"model": {"name": "unet", "depth": 3}, "seed": 0})
+        {'model.name': 'unet', 'model.depth': 3, 'seed': 0}
+    """
+    out: dict[str, Any] = {}
+    for key, value in data.items():
+        if isinstance(value, Mapping):
+            out.update(flat_keys(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
     return out
 
 

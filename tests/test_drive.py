@@ -33,6 +33,7 @@ TINY = ["simulator.grid=32", "simulator.solver=transient", "pool.size=64", "pool
         "loop.rounds=2", "training.epochs=2", "training.batch_size=8", "model.base_channels=2", "model.depth=3",
         "resources.cpus_per_train_worker=1", "resources.score_actors=1", "labeling.chunk_size=4"]  # fmt: skip
 SETS = [arg for item in TINY for arg in ("--set", item)]
+TRACKED = [*SETS, "--set", "tracking.mlflow=true"]  # the reference run and the killed one log to MLflow
 
 
 def labeled_ids(run: Path) -> list[int]:
@@ -43,7 +44,7 @@ def labeled_ids(run: Path) -> list[int]:
 def reference(ray_local, tmp_path_factory):
     """An uninterrupted run of the quickstart config at a tiny scale."""
     run = tmp_path_factory.mktemp("drive") / "reference"
-    assert main(["--config", QUICKSTART, "--run-dir", str(run), *SETS]) == 0
+    assert main(["--config", QUICKSTART, "--run-dir", str(run), *TRACKED]) == 0
     return run
 
 
@@ -155,7 +156,7 @@ def test_the_runs_tod_selection_is_what_an_in_process_computation_selects(refere
 def test_resume_after_sigkill_in_each_phase_selects_the_same(reference):
     run = reference.parent / "killed"
     env = {**os.environ, "RAYSURR_DASHBOARD": "0", "PYTHONPATH": str(REPO)}
-    first = ["-m", "raysurr.drive", "--config", QUICKSTART, "--run-dir", str(run), *SETS]
+    first = ["-m", "raysurr.drive", "--config", QUICKSTART, "--run-dir", str(run), *TRACKED]
     resume = ["-m", "raysurr.drive", "--resume", str(run)]
     killed = []
     for args, (phase, round_idx, delay) in zip([first, resume, resume], [("label", 0, 0.0), ("train", 0, 4.0),
@@ -168,6 +169,33 @@ def test_resume_after_sigkill_in_each_phase_selects_the_same(reference):
     assert labeled_ids(run) == labeled_ids(reference)
     with (run / "rounds.csv").open() as handle:
         assert [int(r["n_labeled"]) for r in csv.DictReader(handle)] == [16, 24]
+    store, run_id = mlflow_run(run)  # one MLflow run throughout, each round logged once
+    runs = store.search_runs([store.get_run(run_id).info.experiment_id], "attributes.run_name = 'killed'")
+    assert [r.info.run_id for r in runs] == [run_id] and runs[0].info.status == "FINISHED"
+    assert [(m.step, m.value) for m in store.get_metric_history(run_id, "round")] == [(16, 0.0), (24, 1.0)]
+
+
+def mlflow_run(run: Path):
+    """The MLflow client of the store beside `run`, and `run`'s MLflow run id."""
+    mlflow = pytest.importorskip("mlflow")
+    store = mlflow.MlflowClient(tracking_uri=f"sqlite:///{run.parent / 'mlflow.db'}")
+    return store, json.loads((run / "mlflow.json").read_text())["run_id"]
+
+
+def test_the_run_is_an_mlflow_run_with_a_step_per_round(reference):
+    store, run_id = mlflow_run(reference)
+    run = store.get_run(run_id)
+    with (reference / "rounds.csv").open() as handle:
+        rows = list(csv.DictReader(handle))
+    for key in ("test_wmae", "val_wmae", "test_wmae_skill_zero", "train_s"):
+        logged = [(m.step, m.value) for m in store.get_metric_history(run_id, key)]
+        assert logged == [(int(r["n_labeled"]), pytest.approx(float(r[key]))) for r in rows], key
+    assert run.info.status == "FINISHED" and run.info.run_name == "reference"
+    assert run.data.params["simulator.grid"] == "32" and run.data.params["acquisition.name"] == "tod"
+    artifacts = {a.path for a in store.list_artifacts(run_id)}
+    assert {"rounds.csv", "learning_curve.png", "predictions.png", "config.yaml", "checkpoint"} <= artifacts
+    assert {a.path for a in store.list_artifacts(run_id, "checkpoint")} >= {"checkpoint/surrogate.pt"}
+    assert store.get_experiment(run.info.experiment_id).name == "quickstart"
 
 
 def test_config_errors_are_one_line(tmp_path):

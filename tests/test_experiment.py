@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import json
 import re
 
 import pyarrow.parquet as pq
@@ -47,7 +48,7 @@ def initial_ids(run) -> list[int]:
 def experiment(ray_local, tmp_path_factory):
     root = tmp_path_factory.mktemp("experiment")
     out = root / "out"
-    assert main(["--config", write(root, TINY), "--out", str(out)]) == 0
+    assert main(["--config", write(root, {**TINY, "tracking": {"mlflow": True}}), "--out", str(out)]) == 0
     return out
 
 
@@ -84,6 +85,21 @@ def test_report_and_figures(experiment):
     assert "| model | acquisition | 16 labels |" in report
     assert "| unet-tiny | diversity | 2 | +0 [+0, +0] | +0% | cannot tell |" in report  # paired with random
     assert (experiment / "learning_curve-unet-tiny.png").stat().st_size > 0
+
+
+def test_the_grid_is_a_parent_mlflow_run_with_a_child_per_run(experiment):
+    mlflow = pytest.importorskip("mlflow")
+    store = mlflow.MlflowClient(tracking_uri=f"sqlite:///{experiment.parent / 'mlflow.db'}")
+    parent_id = json.loads((experiment / "mlflow.json").read_text())["run_id"]
+    parent = store.get_run(parent_id)
+    assert parent.info.run_name == "out" and parent.info.status == "FINISHED"
+    artifacts = {a.path for a in store.list_artifacts(parent_id)}
+    assert {"report.md", "summary.csv", "learning_curve-unet-tiny.png"} <= artifacts
+    children = store.search_runs([parent.info.experiment_id], f"tags.mlflow.parentRunId = '{parent_id}'")
+    assert sorted(c.info.run_name for c in children) == sorted(p.name for p in (experiment / "runs").iterdir())
+    assert len(children) == 4 and all(c.info.status == "FINISHED" for c in children)
+    assert all(c.data.metrics["n_labeled"] == 16 and "test_wmae" in c.data.metrics for c in children)
+    assert store.get_experiment(parent.info.experiment_id).name == "tinyx"
 
 
 def test_resume_keeps_finished_runs_and_report_rewrites(experiment, capsys):

@@ -11,7 +11,14 @@ import pytest
 
 from tests.conftest import REPO
 
-NO_RAY_NO_TORCH = ["raysurr", "raysurr.config", "raysurr.simulators", "raysurr.data", "raysurr.registry"]
+NO_RAY_NO_TORCH = [
+    "raysurr",
+    "raysurr.config",
+    "raysurr.simulators",
+    "raysurr.data",
+    "raysurr.registry",
+    "raysurr.tracking",
+]
 NO_RAY = ["raysurr.models", "raysurr.models.checkpoint", "raysurr.models.fitting", "raysurr.models.losses"]
 NO_RAY += ["raysurr.plots"]
 CASES = [(m, ("ray", "torch")) for m in NO_RAY_NO_TORCH] + [(m, ("ray",)) for m in NO_RAY]

@@ -162,11 +162,21 @@ def test_shipped_sweep_spaces_pass_the_probe(name):
     assert config.sweep.objective == "two_sizes" and len(config.sweep.space) == 6
 
 
-def test_a_sweep_trains_fourier_neural_operators(ray_local, tmp_path):
+def test_a_sweep_trains_fourier_neural_operators_and_logs_each_trial_to_mlflow(ray_local, tmp_path):
     space = {"model.name": {"choice": ["fno"]}, "model.modes": {"choice": [2, 4]}, "training.lr": {"grid": [3e-3]}}
     config = write_config(tmp_path, space=space, objective="val", trials=2)
-    assert main(["--config", str(config), "--out", str(tmp_path / "out")]) == 0
+    assert main(["--config", str(config), "--out", str(tmp_path / "out"), "--set", "tracking.mlflow=true"]) == 0
     rows = read_trials(tmp_path / "out")
     assert len(rows) == 2 and {r["model.name"] for r in rows} == {"fno"}
     assert all(float(r["val_wmae"]) > 0 for r in rows)
     assert yaml.safe_load((tmp_path / "out" / "best.yaml").read_text())["model"]["name"] == "fno"
+    mlflow = pytest.importorskip("mlflow")  # Ray Tune's MLflow integration: a run per trial, its draws as parameters
+    store = mlflow.MlflowClient(tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}")
+    experiment = store.get_experiment_by_name("tiny")
+    runs = store.search_runs([experiment.experiment_id])
+    assert len(runs) == 2 and all(r.info.status == "FINISHED" for r in runs)
+    assert sorted(r.data.params["model.modes"] for r in runs) == ["2", "4"]
+    by_modes = {int(r["model.modes"]): float(r["val_wmae"]) for r in rows}
+    for run in runs:  # the last epoch's result, as trials.csv has it
+        assert run.data.metrics["val_wmae"] == pytest.approx(by_modes[int(run.data.params["model.modes"])])
+    assert experiment.artifact_location.startswith((tmp_path / "mlartifacts").as_uri())

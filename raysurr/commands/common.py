@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import NoReturn
 
-from raysurr.config import Config, load_config
+from raysurr.config import Config, flat_keys, load_config
 from raysurr.data.lock import LOCK_NAME, FolderLock
 from raysurr.errors import ConfigError, RaysurrError, RunFailed
 
@@ -164,7 +164,7 @@ def one_line(exc: BaseException) -> str:
 # What `--resume --set` may change: how long the run goes on and how it uses the cluster, never what
 # the rounds already run mean (the seed, the model, the acquisition function, the simulator, ...).
 RESUMABLE = ("loop.rounds", "loop.label_budget", "loop.target_val_wmae", "loop.target_test_wmae", "resources.",
-             "labeling.")  # fmt: skip
+             "labeling.", "tracking.")  # fmt: skip
 
 
 def resume_changes(stored: Config, config: Config, also: tuple[str, ...] = ()) -> list[tuple[str, object, object]]:
@@ -174,7 +174,7 @@ def resume_changes(stored: Config, config: Config, also: tuple[str, ...] = ()) -
         also: keys (or `section.` prefixes) the caller allows besides `RESUMABLE`.
     """
     allowed = (*RESUMABLE, *also)
-    old, new = _flat(stored.to_dict()), _flat(config.to_dict())
+    old, new = flat_keys(stored.to_dict()), flat_keys(config.to_dict())
     changes = [(key, old.get(key), new.get(key)) for key in sorted(old.keys() | new.keys())
                if old.get(key) != new.get(key)]  # fmt: skip
     for key, before, after in changes:
@@ -184,13 +184,3 @@ def resume_changes(stored: Config, config: Config, also: tuple[str, ...] = ()) -
                               f"{', '.join(k.rstrip('.') + ('.*' if k.endswith('.') else '') for k in allowed)} "
                               "may change")  # fmt: skip
     return changes
-
-
-def _flat(data: dict, prefix: str = "") -> dict[str, object]:
-    out: dict[str, object] = {}
-    for key, value in data.items():
-        if isinstance(value, dict) and key not in ("options",):
-            out.update(_flat(value, f"{prefix}{key}."))
-        else:
-            out[f"{prefix}{key}"] = value
-    return out

@@ -20,6 +20,7 @@ config's resources; each is resumable on its own. After every finished run the c
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import time
 from collections.abc import Sequence
@@ -48,6 +49,7 @@ from raysurr.engine.report import KEYS, read_summary, write_report
 from raysurr.engine.run_folder import RunFolder
 from raysurr.errors import ConfigError, RaysurrError
 from raysurr.progress import say
+from raysurr.tracking import Tracker, open_tracker
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -96,7 +98,14 @@ def experiment(folder: Path, config: Config) -> int:
     runs = plan(config)
     say(f"experiment: {len(runs)} runs, {config.experiment.parallel} side by side; folder {folder}")
     start = time.perf_counter()
-    execute(folder, config, runs)
+    tracker = open_tracker(config, folder)
+    try:
+        execute(folder, config, tracked(runs, config, tracker), tracker)
+    except BaseException:
+        with contextlib.suppress(Exception):  # the grid's own error is the one to report
+            tracker.finish("FAILED")
+        raise
+    tracker.finish("FINISHED", [folder / "config.yaml"])
     print(f"done: {len(runs)} runs in {time.perf_counter() - start:.0f}s; report: {folder / 'report.md'}")
     return 0
 
@@ -134,8 +143,16 @@ def run_dir(folder: Path, key: tuple[str, str, int]) -> Path:
     return folder / "runs" / f"{model}-{acquisition}-s{seed}"
 
 
-def execute(folder: Path, config: Config, runs: dict[tuple[str, str, int], Config]) -> None:
-    """Run every unfinished run, `parallel` at a time; rewrite the summary after each."""
+def tracked(runs: dict[tuple[str, str, int], Config], config: Config, tracker: Tracker) -> dict:
+    """With tracking on, every run recorded as a child of the grid's run."""
+    values = tracker.children(config)
+    if not values:
+        return runs
+    return {key: Config.from_dict(set_keys(c.to_dict(), values)) for key, c in runs.items()}
+
+
+def execute(folder: Path, config: Config, runs: dict[tuple[str, str, int], Config], tracker: Tracker) -> None:
+    """Run every unfinished run, `parallel` at a time; rewrite the summary (and log it to `tracker`) after each."""
     if config.pool.eval_cache is None:  # one cache for the whole experiment, inside its folder
         runs = {key: _with_cache(c, folder / ".eval-cache") for key, c in runs.items()}
     todo = [key for key in runs if not RunFolder(run_dir(folder, key)).finished()]
@@ -169,6 +186,7 @@ def execute(folder: Path, config: Config, runs: dict[tuple[str, str, int], Confi
             done += 1
             say(f"finished {name} ({result['stopped']}); {done}/{len(runs)} runs done")
             summarize(folder, config)
+            tracker.rounds([], [folder / "report.md", folder / "summary.csv", *sorted(folder.glob("*.png"))])
     finally:
         for _, driver, lock in active.values():
             ray.kill(driver)

@@ -52,6 +52,7 @@ from raysurr.models import MODELS, build_model
 from raysurr.plots import plot_sweep
 from raysurr.progress import say
 from raysurr.simulators import build_simulator
+from raysurr.tracking import check_tracking
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -128,6 +129,7 @@ def check_space(config: Config) -> None:
     their first value) and runs one zero input of the simulator's shape through it.
     """
     refuse_physics_term(config, "tune")
+    check_tracking(config)
     space = config.sweep.space
     name_spec = space.get("model.name", config.model.name)
     names = _values(name_spec)

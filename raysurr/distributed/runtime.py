@@ -10,7 +10,13 @@ import socket
 import ray
 
 from raysurr.errors import ConfigError, ResourceError
+from raysurr.progress import MODE, bars_wanted
 
+AUTH_LOGGER = "ray._private.authentication.authentication_token_setup"
+# Ray Data's warnings that say nothing to a raysurr user: "the cluster currently does not have any available
+# CPUs ... will hang" when a Dataset starts while the previous one's actors are still being released (it does not
+# hang: raysurr checks that every stage fits the cluster before a run), and "operator progress bars disabled".
+QUIET_RAY_DATA = ("ray.data.dataset", "ray.data._internal.progress")
 # One BLAS/OpenMP thread per worker unless a stage asks for more: oversubscribed threads on a
 # small machine slow everything several times over.
 WORKER_ENV = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"}
@@ -27,8 +33,9 @@ def connect(address: str | None = None, num_cpus: int | None = None, dashboard: 
     """
     if ray.is_initialized():
         return
+    os.environ[MODE] = "bars" if bars_wanted() else "lines"  # decided by this command's terminal, for every worker
     quiet_ray_data()
-    runtime_env = {"env_vars": dict(WORKER_ENV)}
+    runtime_env = {"env_vars": {**WORKER_ENV, MODE: os.environ[MODE]}}
     if address:
         _check_reachable(address)
         try:
@@ -38,6 +45,10 @@ def connect(address: str | None = None, num_cpus: int | None = None, dashboard: 
         return
     if dashboard is None:
         dashboard = os.environ.get("RAYSURR_DASHBOARD", "1") != "0"
+    # Ray 2.60 turns token authentication on for a new local cluster and warns that it did, on every run. It stays
+    # on (README: "Token authentication"); naming the mode instead (RAY_AUTH_MODE=token) would silence it too, but
+    # Ray reads that once, when it is imported.
+    logging.getLogger(AUTH_LOGGER).setLevel(logging.ERROR)
     ray.init(
         num_cpus=num_cpus,
         include_dashboard=dashboard,
@@ -67,11 +78,19 @@ def _first_line(exc: BaseException) -> str:
 
 
 def quiet_ray_data() -> None:
-    """raysurr prints its own progress lines; Ray Data's per-operator logs would drown them."""
+    """raysurr prints its own progress lines; Ray Data's per-operator logs would drown them. Its progress bars
+    show where the command's output is a terminal (`progress.bars_wanted`), not in a log file."""
     import ray.data  # here, not at the top: Ray Data loads slowly, and only the processes that use it need it
 
-    ray.data.DataContext.get_current().print_on_execution_start = False
+    context = ray.data.DataContext.get_current()
+    context.print_on_execution_start = False
+    # Without bars, Ray Data logs its progress at INFO level (hidden below) instead of sending bars to the terminal;
+    # with them, one bar per Dataset, not one per internal operator (a union, a repartition).
+    context.use_ray_tqdm = bars_wanted()
+    context.enable_operator_progress_bars = False
     logging.getLogger("ray.data").setLevel(logging.WARNING)
+    for name in QUIET_RAY_DATA:
+        logging.getLogger(name).setLevel(logging.ERROR)
 
 
 def thread_env(cpus: float) -> dict[str, str]:

@@ -31,7 +31,7 @@ from raysurr.config import ModelConfig, ResourcesConfig, TrainingConfig
 from raysurr.distributed.runtime import check_fits, quiet_ray_data
 from raysurr.models.checkpoint import SurrogateSpec, checkpoint_bytes, read_checkpoint, save_surrogate
 from raysurr.models.fitting import Fit, FitSpec, Physics
-from raysurr.progress import say
+from raysurr.progress import Progress
 
 HISTORY = "history.json"
 
@@ -185,13 +185,15 @@ def _train(setup: FitSpec, data: dict[str, tuple[torch.Tensor, torch.Tensor]], d
            world: int, wrap=None) -> tuple[Fit, SurrogateSpec]:  # fmt: skip
     """Run the spec's `Fit` to the end (fine-tuning at the warm start's scaling); rank 0 logs every epoch."""
     run, spec = setup.start(data["train"], data["val"], device, wrap, rank, world)
+    epochs = Progress("epoch", total=run.settings.epochs, failures=False, unit="epochs") if rank == 0 else None
     while not run.done:
         record = run.step()
-        if rank == 0:
-            say(
-                f"epoch {record['epoch'] + 1}/{run.settings.epochs} train_loss {record['train_loss']:.5f} "
-                f"val_wmae {record['val_wmae']:.5f} ({record['seconds']:.1f}s)"
-            )
+        if epochs is not None:
+            epochs.total = run.settings.epochs
+            epochs.step(f"train_loss {record['train_loss']:.5f} val_wmae {record['val_wmae']:.5f} "
+                        f"({record['seconds']:.1f}s)")  # fmt: skip
+    if epochs is not None:
+        epochs.close()
     return run, spec
 
 

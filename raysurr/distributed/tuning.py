@@ -31,6 +31,7 @@ from raysurr.distributed.runtime import check_fits
 from raysurr.models.fitting import Fit, FitSpec
 from raysurr.progress import say
 from raysurr.seeding import child_seed
+from raysurr.tracking import experiment_id, mlflow_module, store_uri
 
 METRIC = "score"
 STATE = "trial.pt"
@@ -164,11 +165,26 @@ def run_sweep(config: Config, data: SweepData, folder: Path, resume: bool) -> ra
             storage_path=str(folder.resolve()),
             checkpoint_config=ray.tune.CheckpointConfig(num_to_keep=1),
             failure_config=ray.tune.FailureConfig(max_failures=1),
-            callbacks=[TrialLines()],
+            callbacks=[TrialLines(), *tracking_callbacks(config, folder)],
             verbose=0,
         ),
     )
     return tuner.fit()
+
+
+def tracking_callbacks(config: Config, folder: Path) -> list[ray.tune.Callback]:
+    """With `tracking.mlflow`, Ray Tune's MLflow integration: one MLflow run per trial (its draws as parameters, its
+    per-epoch results as metrics), in the experiment named by the config, in the store beside the sweep folder."""
+    if not config.tracking.mlflow:
+        return []
+    from ray.air.integrations.mlflow import MLflowLoggerCallback
+
+    mlflow = mlflow_module()
+    uri = store_uri(config.tracking, folder)
+    name = config.tracking.experiment or config.name
+    experiment_id(mlflow.MlflowClient(tracking_uri=uri), name, uri)  # its artifacts beside the store, not in the cwd
+    tags = {"raysurr.folder": str(folder.resolve())}
+    return [MLflowLoggerCallback(tracking_uri=uri, experiment_name=name, tags=tags)]
 
 
 def can_resume(folder: Path) -> bool:

@@ -14,6 +14,7 @@ adapters; the run folder (`engine.run_folder`) owns what is on disk; the science
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from collections.abc import Callable
@@ -41,6 +42,7 @@ from raysurr.plots import plot_checkpoint, plot_learning_curve
 from raysurr.progress import say
 from raysurr.seeding import child_seed, generator
 from raysurr.simulators import build_simulator
+from raysurr.tracking import Tracker, open_tracker
 
 PHYSICS_INPUTS = 2000  # unlabelled inputs a round's physics-informed term draws its batches from (80 MB at 100x100)
 
@@ -74,6 +76,7 @@ class ALDriver:
         self.eval_dir = evaluation_dir(self.config, self.folder.root)
         self._params: np.ndarray | None = None
         self._read: dict[str, Any] = {}  # datasets read into Ray once per driver: evaluation sets, pool
+        self.tracker = Tracker()  # the run's MLflow run, once `run` holds the folder
         self.tags = {"run": self.config.name}
         self.gauges = {name: metrics.Gauge(f"raysurr_{name}", description=text, tag_keys=("run",))
                        for name, text in GAUGES.items()}  # fmt: skip
@@ -89,7 +92,16 @@ class ALDriver:
         command (Ray ends it within seconds) is waited for, never run beside.
         """
         with FolderLock(self.folder.root, "run folder's driver", name=".driver.lock").acquire(wait_s=60):
-            return self._run()
+            self.tracker = open_tracker(self.config, self.folder.root)
+            try:
+                result = self._run()
+            except BaseException:
+                with contextlib.suppress(Exception):  # the run's own error is the one to report
+                    self.tracker.finish("FAILED")
+                raise
+            last = self.folder.checkpoint(int(result["rows"][-1]["round"])) if result["rows"] else None
+            self.tracker.finish("FINISHED", [self.folder.config], {"checkpoint": last} if last else None)
+            return result
 
     def _run(self) -> dict[str, Any]:
         state = self.folder.read_state()
@@ -201,6 +213,8 @@ class ALDriver:
         self.set_gauges(round=record.round, val_wmae=record.val_wmae, test_wmae=record.test_wmae)
         plot_learning_curve([r.row() for r in state.records], self.regions, self.folder.learning_curve)
         plot_checkpoint(self.folder.checkpoint(record.round), open_dataset(self.eval_dir), self.folder.predictions)
+        self.tracker.rounds([r.row() for r in state.records],
+                            [self.folder.rounds_csv, self.folder.learning_curve, self.folder.predictions])  # fmt: skip
 
     def stop_reason(self, record: RoundRecord) -> str | None:
         loop = self.config.loop

@@ -18,6 +18,7 @@ from raysurr.engine.run_folder import read_candidates
 from raysurr.errors import ConfigError
 from raysurr.models import check_model
 from raysurr.simulators import build_simulator
+from raysurr.tracking import check_tracking
 
 
 def check_run(config: Config) -> None:
@@ -30,6 +31,7 @@ def check_run(config: Config) -> None:
                           f"{config.simulator.name!r} has none; give it one (docs/simulators.md) or set 0")  # fmt: skip
     check_model(config.model, simulator.input_shape, simulator.output_shape)
     read_candidates(config, simulator)
+    check_tracking(config)
 
 
 def check_resources(config: Config) -> None:
