@@ -58,9 +58,10 @@ def read_samples(path: str | Path | list[Path], columns: list[str] | None = None
 class SampleMetrics:
     """Per-sample weighted MAE and region MAEs of a surrogate; used as a `map_batches` class.
 
-    The weighted MAE is relative to the scale s of the checkpoint's targets (`training.normalize`):
-    mean((1 + w2 tanh(w |y| / s)) |ŷ - y|) / s; the region MAEs are plain L1 errors in the data's
-    units, over the simulator's `region_of_interest` of each input and over the rest (named by its `regions`).
+    The weighted MAE is relative to the scale s of the validation targets the checkpoint was validated on
+    (`training.normalize: auto`; 1 with `none`): mean((1 + w2 tanh(w |y| / s)) |ŷ - y|) / s; the region
+    MAEs are plain L1 errors in the data's units, over the simulator's `region_of_interest` of each input and over
+    the rest (named by its `regions`).
     """
 
     def __init__(
@@ -97,7 +98,7 @@ class SampleMetrics:
         return out
 
     def _wmae(self, pred: torch.Tensor, y: torch.Tensor) -> np.ndarray:
-        scaled = self.model.transform.forward  # the weighted MAE relative to the targets' scale, as trained
+        scaled = self.model.metric.forward  # relative to the validation targets' scale, as validated in training
         return per_sample_weighted_mae(scaled(pred), scaled(y), self.w, self.w2).cpu().numpy()
 
 

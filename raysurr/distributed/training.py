@@ -222,7 +222,7 @@ def _checkpoint_files(run: Fit, spec: SurrogateSpec) -> dict[str, bytes]:
     history = run.history
     meta = {**spec.meta, "epochs_run": len(history), "best_epoch": run.best_epoch, "best_val_wmae": run.best}
     with tempfile.TemporaryDirectory() as folder:
-        spec = SurrogateSpec(spec.name, spec.init, run.targets, meta, run.inputs, run.mean_target)
+        spec = SurrogateSpec(spec.name, spec.init, run.targets, meta, run.inputs, run.mean_target, run.metric)
         save_surrogate(run.best_network(), spec, folder)
         Path(folder, HISTORY).write_text(json.dumps(history))
         return {path.name: path.read_bytes() for path in Path(folder).iterdir()}

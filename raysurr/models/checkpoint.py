@@ -89,11 +89,14 @@ class Surrogate(nn.Module):
         transform: TargetTransform | None = None,
         inputs: TargetTransform | None = None,
         baseline: torch.Tensor | None = None,
+        metric: TargetTransform | None = None,
     ) -> None:
         super().__init__()
         self.model = model
         self.transform = transform or TargetTransform()
         self.inputs = inputs or TargetTransform()
+        # The scale the weighted MAE is relative to: the validation set's (fixed for a run, so rounds compare).
+        self.metric = metric or self.transform
         # The training set's mean target [C, H, W]: the trivial model its skill is measured against.
         self.register_buffer("baseline", baseline, persistent=False)
 
@@ -117,6 +120,7 @@ class SurrogateSpec:
     meta: Mapping[str, Any] = field(default_factory=dict)
     inputs: TargetTransform = field(default_factory=TargetTransform)
     baseline: torch.Tensor | None = None  # the training set's mean target, [C, H, W]
+    metric: TargetTransform | None = None  # the validation targets' scale, the weighted MAE's; None: `transform`
 
     def build(self) -> nn.Module:
         return MODELS.build(self.name, **self.init)
@@ -137,6 +141,7 @@ def save_surrogate(model: nn.Module, spec: SurrogateSpec, path: str | Path) -> P
         "transform": spec.transform.to_dict(),
         "inputs": spec.inputs.to_dict(),
         "baseline": None if spec.baseline is None else spec.baseline.detach().cpu(),
+        "metric": None if spec.metric is None else spec.metric.to_dict(),
         "meta": dict(spec.meta),
         "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
     }
@@ -174,7 +179,9 @@ def read_checkpoint(source: str | Path | bytes) -> tuple[SurrogateSpec, dict[str
         raise CheckpointError(f"{where} has checkpoint version {payload.get('version')}; this raysurr reads {VERSION}")
     transform = TargetTransform.from_dict(payload["transform"])
     inputs = TargetTransform.from_dict(payload.get("inputs"))  # absent from checkpoints before input scaling
-    spec = SurrogateSpec(payload["name"], payload["init"], transform, payload["meta"], inputs, payload.get("baseline"))
+    metric = TargetTransform.from_dict(payload["metric"]) if payload.get("metric") else None
+    spec = SurrogateSpec(payload["name"], payload["init"], transform, payload["meta"], inputs, payload.get("baseline"),
+                         metric)  # fmt: skip
     return spec, payload["state_dict"]
 
 
@@ -205,4 +212,4 @@ def load_surrogate(path: str | Path | bytes, device: str | torch.device = "cpu")
     except RuntimeError as exc:
         where = "the checkpoint" if isinstance(path, bytes) else repr(str(path))
         raise CheckpointError(f"{where}: weights do not fit model {spec.name!r} ({str(exc)[:120]})") from None
-    return Surrogate(model, spec.transform, spec.inputs, spec.baseline).to(device).eval()
+    return Surrogate(model, spec.transform, spec.inputs, spec.baseline, spec.metric).to(device).eval()

@@ -5,9 +5,10 @@ after each, keeps the best-validation weights and stops after `patience` epochs 
 improvement. With `training.normalize: auto` it first divides inputs and targets by their largest
 magnitude per channel over the training set (`inputs`, `targets`: stored in the checkpoint), so
 the network sees values of order 1 whatever the simulator's units, and the weighted MAE it
-minimises and reports is relative to the targets' scale s:
-mean((1 + w2 tanh(w |y| / s)) |ŷ - y|) / s. Targets already scaled to a maximum of 1 (diffusion2d's)
-give s = 1: the study's loss, unchanged. With `training.physics_weight` each step also fits a batch
+minimises is relative to the training targets' scale s: mean((1 + w2 tanh(w |y| / s)) |ŷ - y|) / s;
+the one it reports (validation) is the same formula with the validation targets' scale, which stays
+put while the training set grows. Targets already scaled to a maximum of 1 (diffusion2d's) give
+s = 1 for both: the study's loss, unchanged. With `training.physics_weight` each step also fits a batch
 of unlabelled inputs to the simulator's equations (`Physics`: its `residual` on the predictions).
 Under DDP (an initialised process group) every rank runs the same number of mini-batches and the
 losses and validation errors are all-reduced; alone it is a plain loop.
@@ -156,6 +157,9 @@ class Fit:
         elif settings.normalize == "auto":
             self.inputs, self.targets = self._max_abs(train[0]), self._max_abs(train[1])
         self.mean_target = self._mean(train[1])  # the trivial model whose error skill is measured against
+        # The weighted MAE reported is relative to the validation targets' scale: the validation set is fixed for a
+        # run (the training set grows, and its scale with it), so every round's error is on the same scale.
+        self.metric = self._max_abs(val[1]) if settings.normalize == "auto" else TargetTransform()
         self.train_x, self.train_y = self.inputs.forward(train[0]), self.targets.forward(train[1])
         self.val_x, self.val_y = self.inputs.forward(val[0]), self.targets.forward(val[1])
         self.physics_x, self.residual, self.train_residual = None, None, math.nan
@@ -253,6 +257,7 @@ class Fit:
                 x, y = x_all[start : start + 256], y_all[start : start + 256]
                 with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.autocast):
                     pred = self.network(x).float()
+                pred, y = (self.metric.forward(self.targets.inverse(t)) for t in (pred, y))
                 error_sum += float(weighted_mae(pred, y, self.settings.loss_w, self.settings.loss_w2)) * len(pred)
         count = self._all_reduce(float(len(x_all)))
         return self._all_reduce(error_sum) / count if count else math.nan

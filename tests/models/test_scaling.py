@@ -129,3 +129,24 @@ def test_skill_against_the_zero_and_the_mean_field_is_one_minus_the_error_ratio(
     per_sample = np.asarray(out["wmae"])  # the worst case and how uneven the errors are, from the same samples
     assert means["wmae_p95"] == pytest.approx(np.percentile(per_sample, 95))
     assert means["wmae_top10_share"] == pytest.approx(np.sort(per_sample)[-2:].sum() / per_sample.sum())  # 2 of 16
+
+
+def test_reported_errors_are_on_the_validation_sets_scale_whatever_the_training_sets(tmp_path):
+    """The training set grows round by round and its largest target with it; the validation set stays: errors
+    reported on its scale compare across rounds, and a checkpoint carries that scale to the evaluation."""
+    settings = TrainingConfig(epochs=1, lr=1e-2, batch_size=16)
+    val_x, val_y = plume(32, 1)
+    val_scale = float(val_y.abs().max())
+    model = UNet(in_channels=2, base_channels=4, depth=2, dropout=0.0, padding="zeros")
+    for train_scale in (1e-3, 5e-3):  # a training set whose targets are 5x larger: the model's scale changes
+        torch.manual_seed(0)
+        fit = Fit(model, plume(64, 0, scale=train_scale), (val_x, val_y), settings, torch.Generator().manual_seed(0))
+        assert fit.metric.scale == pytest.approx((val_scale,)) and fit.targets.scale != fit.metric.scale
+        with torch.no_grad():
+            pred = fit.targets.inverse(fit.network.eval()(fit.val_x))  # physical units
+        expected = float(weighted_mae(pred / val_scale, val_y / val_scale))
+        assert fit.validate() == pytest.approx(expected, rel=1e-5)
+        spec = SurrogateSpec("unet", {"in_channels": 2, "base_channels": 4, "depth": 2, "dropout": 0.0,
+                                      "padding": "zeros"}, fit.targets, {}, fit.inputs, metric=fit.metric)  # fmt: skip
+        loaded = load_surrogate(save_surrogate(fit.network, spec, tmp_path / str(train_scale)))
+        assert loaded.metric.scale == pytest.approx((val_scale,)) and loaded.transform.scale == fit.targets.scale
