@@ -129,15 +129,18 @@ class FakeLabeler:
         self.sent += [int(i) for i in ids]
 
 
-def feed(tmp_path: Path, queue: list[list], newest: int, labelled: set[int], **loop) -> tuple[list[int], RunState]:
+def stream(tmp_path: Path, queued: list[list], newest: int, labelled: set[int], **loop) -> Stream:
     store = SimpleNamespace(labeled_ids=lambda: set(labelled), failed_ids=set)
     folder = SimpleNamespace(store=store, root=tmp_path, state=tmp_path / "state.json")
     config = Config.from_dict({"loop": {"mode": "async", **loop}})
     driver = SimpleNamespace(config=config, folder=folder, params=np.zeros((100, 1)))
-    state = RunState(round=newest + 1, phase="stream", queue=queue)
-    labeler = FakeLabeler(room=10)
-    Stream(driver, state).feed(labeler)
-    return labeler.sent, state
+    return Stream(driver, RunState(round=newest + 1, phase="stream", queue=queued))
+
+
+def feed(tmp_path: Path, queue: list[list], newest: int, labelled: set[int], **loop) -> tuple[list[int], RunState]:
+    labeler, loop_ = FakeLabeler(room=10), stream(tmp_path, queue, newest, labelled, **loop)
+    loop_.feed(labeler)
+    return labeler.sent, loop_.state
 
 
 @pytest.mark.parametrize("max_staleness", [0, 1, 2])
@@ -153,6 +156,30 @@ def test_the_feed_skips_labelled_ids_and_stops_at_the_budget(tmp_path):
     sent, state = feed(tmp_path, queue, newest=2, labelled={10, 12, 50, 51}, label_budget=7)
     assert sent == [11, 13, 14]  # 4 labelled + 3 sent = the budget; labelled ids are not sent again
     assert [entry[0] for entry in state.queue] == list(range(15, 20))
+
+
+def test_each_checkpoint_queues_enough_ids_to_last_a_learner_cycle(tmp_path):
+    labeler = SimpleNamespace(slots=[0] * 4, finished=40, busy_s=lambda: 80.0)  # 4 actors, 2 s a sample: 2/s
+    loop = stream(tmp_path, [], newest=0, labelled=set(), batch_size=8)
+    assert loop.queue_length(labeler) == 16  # no cycle measured yet: 2B
+    loop.cycle_s = 30.0  # 60 labels in a cycle, with half again to spare
+    assert loop.queue_length(labeler) == 90
+    assert stream(tmp_path, [], 0, set(), batch_size=8, queue=20).queue_length(labeler) == 20  # set: as set
+
+
+def test_while_checkpoint_0_trains_random_picks_keep_the_simulators_busy(tmp_path):
+    labeler = SimpleNamespace(slots=[0] * 2, finished=0, busy_s=lambda: 0.0)
+    loop = stream(tmp_path, [], newest=-1, labelled={1, 2, 3}, batch_size=5)
+    loop.state.sent = [[4, -1, 0.0]]
+    loop.warm_up(labeler)
+    picks = [entry[0] for entry in loop.state.queue]
+    assert len(picks) == len(set(picks)) == 10 and not {1, 2, 3, 4} & set(picks)  # never a labelled or sent id
+    assert {entry[1] for entry in loop.state.queue} == {-1}  # tagged as the initial design's
+    assert json.loads((tmp_path / "state.json").read_text())["queue"] == loop.state.queue  # on disk first
+    again = stream(tmp_path, [], newest=-1, labelled={1, 2, 3}, batch_size=5)
+    again.state.sent = [[4, -1, 0.0]]
+    again.warm_up(labeler)
+    assert [entry[0] for entry in again.state.queue] == picks  # seeded: a resumed run picks the same
 
 
 def test_async_refuses_simulators_that_leave_no_cpu_for_training(ray_local, tmp_path):

@@ -10,10 +10,9 @@ import time
 
 import pytest
 
-from raysurr.data import open_dataset, read_split
+from raysurr.data import open_dataset
 from raysurr.errors import DatasetError
-from tests.conftest import REPO, last_line, run_command
-from tests.simulators.test_interface import documented_plugin
+from tests.conftest import REPO, run_command
 
 pytestmark = pytest.mark.timeout(240)
 
@@ -38,22 +37,6 @@ def test_list_prints_every_registry():
     assert result.returncode == 0, result.stderr
     for name in ["diffusion2d", "command", "transient", "unet", "autoencoder", "tod", "stochastic"]:
         assert f"  {name} " in result.stdout, name
-
-
-def test_user_simulator_from_the_working_directory(tmp_path):
-    (tmp_path / "my_simulators.py").write_text(documented_plugin())
-    plugin = ["--set", "plugins=[my_simulators]"]
-    listed = run_command("-m", "raysurr", "list", *plugin, cwd=tmp_path)
-    assert "plume" in listed.stdout, listed.stderr
-    result = run_command(
-        "-m", "raysurr.dataset", *plugin, "--simulator", "plume", "--split", "20,6", "--out", "out", cwd=tmp_path
-    )
-    assert result.returncode == 0, result.stderr
-    info = open_dataset(tmp_path / "out")
-    assert info.parameters == ["row", "col", "wind"] and info.input_shape == [2, 48, 48]
-    table = read_split(tmp_path / "out", "val")
-    assert table.num_rows == 6 and table.schema.field("row").type.bit_width == 64
-    assert "wrote 26 samples" in last_line(result.stdout)
 
 
 def test_killed_run_leaves_no_complete_dataset(tmp_path):

@@ -13,6 +13,7 @@ import sys
 
 import pytest
 
+from raysurr.data.dataset import open_dataset, read_split
 from tests.conftest import REPO
 
 pytestmark = pytest.mark.timeout(900)
@@ -66,6 +67,9 @@ def test_the_guide_runs_as_written(tmp_path):
                 assert result.stdout.startswith("(4, 1, 48, 48)")
             if argv[1:3] == ["-m", "raysurr"]:
                 assert re.search(r"^\s+plume\s+A Gaussian plume", result.stdout, re.MULTILINE)
+    info = open_dataset(tmp_path / "data" / "plume")  # the plugin's parameters and shapes, as declared
+    assert info.parameters == ["row", "col", "rate", "wind"] and info.input_shape == [2, 48, 48]
+    assert read_split(tmp_path / "data" / "plume", "val").schema.field("row").type.bit_width == 64  # integer
     # targets of order 1e-3 kg/m³: both models do better than predicting zero, on the weighted MAE
     metrics = json.loads((tmp_path / "runs" / "plume-passive" / "metrics.json").read_text())
     assert metrics["test_wmae_skill_zero"] > 0 and 0 < metrics["test_mae_all"] < 1e-3

@@ -192,6 +192,7 @@ class Labeler:
         self.replaced = 0
         self.waiting: deque[_Chunk] = deque()  # chunks no actor holds yet, retries included
         self.selected: Selected = {}  # {sample id: (selected_by, selected_at)} from `submit`
+        self.finished = 0  # sample runs that came back, labelled or failed (with busy_s: the time a sample takes)
 
     def _start(self, count: int) -> list[_Slot]:
         """Start actors and wait until each has built its simulator, so that set-up time never
@@ -266,6 +267,7 @@ class Labeler:
         self._dispatch(self.waiting)
         arrived = {"labeled": 0, "failed": 0, "retried": 0, "labeled_ids": [], "failed_ids": []}
         for result, chunk in self._collect(self.waiting, max_wait_s):
+            self.finished += result.done + len(result.failures)
             failures = self._retry_or_keep(result.failures, chunk, self.waiting)
             store.write(self._with_selection(result.table), failures)
             arrived["labeled"] += result.done

@@ -66,9 +66,13 @@ def start_driver(run_dir, config: Config) -> ray.actor.ActorHandle:
 
     It runs on this process's node, where `run_dir` is: its workers get data through Ray, not the disk.
     """
-    here = NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(), soft=False)
+    context = ray.get_runtime_context()
+    here = NodeAffinitySchedulingStrategy(context.get_node_id(), soft=False)
+    # This cluster's address for Ray's own lookups in the driver and what it starts (Ray Train's placement-group
+    # cleaner asks the state API, which otherwise finds the last cluster `ray start` began on this machine).
+    own = {"env_vars": {"RAY_ADDRESS": context.gcs_address}}
     actor = ray.remote(ALDriver).options(name=driver_name(config.name), num_cpus=0, max_concurrency=1,
-                                         scheduling_strategy=here)  # fmt: skip
+                                         scheduling_strategy=here, runtime_env=own)  # fmt: skip
     try:
         return actor.remote(str(run_dir), config.to_dict(), owner=os.getpid())
     except ValueError:  # Ray refuses a second actor of the same name

@@ -6,6 +6,12 @@ checkpoint c as soon as `loop.retrain_every` labels have been stored since check
 (warm-started from it unless `training.reinit`), evaluates it, scores the pool and replaces the
 queue with its selection, in the acquisition function's order, while labelling goes on.
 
+Two things keep the simulators busy. While checkpoint 0 trains there is no model to select with: the
+queue holds random picks from the pool instead (`selected_by` -1, like the initial set), replaced by
+checkpoint 0's selection when it is in. And each checkpoint queues enough ids to last a whole learner
+cycle: `loop.queue` if set, else the larger of 2 x `loop.batch_size` and 1.5 x the ids the simulators
+label in the last cycle's time (train, evaluate, score) at their measured rate.
+
 Two rules keep a selection meaningful. A selection never holds an id that is labelled, failed or
 with a simulator. A queued id selected by a checkpoint more than `loop.max_staleness` behind the
 newest trained one is dropped (it goes back to the pool) rather than sent.
@@ -20,6 +26,7 @@ and a checkpoint whose training was cut off is trained again on what the store t
 
 from __future__ import annotations
 
+import math
 import os
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -66,6 +73,8 @@ class Stream:
         self.started = time.monotonic() - state.elapsed_s
         self.utilisation = driver.folder.root / "utilisation.csv"
         self.row_from = (self.elapsed(), 0.0)  # (elapsed s, busy actor-s) when the last row was finished
+        self.cycle_s = 0.0  # the last learner cycle's seconds (train, evaluate, score); 0 before one ends
+        self.cycle_from = 0.0
 
     def run(self) -> None:
         state = self.state
@@ -90,7 +99,10 @@ class Stream:
                     self.learned(learning.result(), labeler)
                     learning = None
                 if learning is None and state.stopped is None and self.should_train(labeler):
-                    learning = learner.submit(self.learn, *self.snapshot())
+                    learning = learner.submit(self.learn, *self.snapshot(), self.queue_length(labeler))
+                    self.cycle_from = time.monotonic()
+                    if state.round == 0:
+                        self.warm_up(labeler)
                 if self.elapsed() - window[0] >= UTILISATION_S:
                     window = self.note_utilisation(window, labeler)
                 if learning is None and labeler.idle and (state.stopped or not self.can_go_on()):
@@ -146,6 +158,26 @@ class Stream:
             return not self.state.queue and labeler.idle and bool(self.labeled)
         return new >= self.loop.retrain_after or (new > 0 and labeler.idle and not self.can_send())
 
+    def queue_length(self, labeler: Labeler) -> int:
+        """The ids the next checkpoint selects: `loop.queue`, or enough for the simulators to label through one
+        learner cycle (the last one's seconds at their measured rate, with half again to spare), at least 2B."""
+        if self.loop.queue:
+            return self.loop.queue
+        per_sample_s = labeler.busy_s() / max(1, labeler.finished)  # actor-seconds a sample takes
+        rate = len(labeler.slots) / per_sample_s if labeler.finished and per_sample_s > 0 else 0.0
+        return max(self.loop.queue_size, math.ceil(1.5 * rate * self.cycle_s))
+
+    def warm_up(self, labeler: Labeler) -> None:
+        """While checkpoint 0 trains, random picks from the free pool keep the simulators busy (selected_by -1)."""
+        busy = self.labeled | self.failed | {entry[0] for entry in self.state.sent}
+        free = np.setdiff1d(np.arange(len(self.driver.params)), np.fromiter(busy, dtype=np.int64, count=len(busy)))
+        size = min(self.queue_length(labeler), len(free))
+        picks = generator(self.driver.config.seed, "warm-up").choice(free, size=size, replace=False)
+        now = time.time()
+        self.state.queue = [[int(i), -1, now] for i in picks]
+        say(f"checkpoint 0 trains: {size} random picks keep the simulators busy until it selects")
+        self.save()
+
     def can_send(self) -> bool:
         """Ids are queued and the label budget leaves room for them."""
         budget = self.loop.label_budget
@@ -166,8 +198,8 @@ class Stream:
         return state.round, self.store.labels.parts(), len(self.labeled), len(self.failed), free, labeled
 
     def learn(self, checkpoint: int, parts: list[Path], n_labeled: int, n_failed: int, free: np.ndarray,
-              labeled: np.ndarray) -> Learned:  # fmt: skip
-        """The learner thread: train, evaluate, and (unless a stopping rule holds) score and select."""
+              labeled: np.ndarray, k: int) -> Learned:  # fmt: skip
+        """The learner thread: train, evaluate, and (unless a stopping rule holds) score and select `k` ids."""
         driver, start = self.driver, time.perf_counter()
         say(f"checkpoint {checkpoint}: training on {n_labeled} labels while labelling goes on")
         driver.train(checkpoint, parts)
@@ -183,13 +215,14 @@ class Stream:
         start = time.perf_counter()
         candidates = driver.candidates(checkpoint, free, labeled)
         rng = generator(driver.config.seed, "select", checkpoint)
-        selected = driver.acquisition.select(candidates, min(self.loop.queue_size, len(free)), rng)
+        selected = driver.acquisition.select(candidates, min(k, len(free)), rng)
         record.score_s = time.perf_counter() - start
         return Learned(record, None, [int(i) for i in selected])
 
     def learned(self, learned: Learned, labeler: Labeler) -> None:
         """A checkpoint is in: its row, its selection as the new queue (or the stop)."""
         state, record, now = self.state, learned.record, time.time()
+        self.cycle_s = time.monotonic() - self.cycle_from
         record.elapsed_s, busy = self.elapsed(), labeler.busy_s()
         record.utilisation = (busy - self.row_from[1]) / (len(labeler.slots) * (record.elapsed_s - self.row_from[0]))
         self.row_from = (record.elapsed_s, busy)
