@@ -10,8 +10,10 @@ Runs `python -m raysurr.drive` on configs/async.yaml once with `loop.mode=sync` 
 
 Per run: `wall_s` (the loop's time to its final model, rounds.csv's last `elapsed_s`), `command_s` (the
 whole command), `utilisation` (busy fraction of the simulator pool over the loop, from the rows'
-`utilisation` weighted by their duration), `test_wmae` of the final model, the checkpoints. Per cost
-model a `async_vs_sync` line: `speedup` = sync wall / async wall, and the error ratio async / sync.
+`utilisation` weighted by their duration), `utilisation_to_budget` (async: the same until the budget's
+last label was stored, after which only the final training is left), `test_wmae` of the final model,
+the checkpoints. Per cost model a `async_vs_sync` line: `speedup` = sync wall / async wall, and the
+error ratio async / sync.
 
 Usage:
     python benchmarks/async_loop.py [--budget 320] [--models remote,transient] [--quick]
@@ -57,8 +59,24 @@ def run(mode: str, cost: str, budget: int, extra: list[str], folder: Path) -> di
     spans = [b - a for a, b in zip([0.0, *elapsed[:-1]], elapsed, strict=True)]
     busy = sum(float(r["utilisation"]) * span for r, span in zip(rows, spans, strict=True))
     return {"wall_s": elapsed[-1], "command_s": command_s, "utilisation": busy / elapsed[-1],
+            "utilisation_to_budget": to_budget(run_dir / "utilisation.csv", budget),
             "test_wmae": float(rows[-1]["test_wmae"]), "n_labeled": int(rows[-1]["n_labeled"]),
             "checkpoints": len(rows)}  # fmt: skip
+
+
+def to_budget(path: Path, budget: int) -> float | None:
+    """Async: the busy fraction of the pool until the budget's last label was stored (utilisation.csv's 5 s rows,
+    up to the first that reaches it); after that the simulators have nothing left to do by design. None for sync."""
+    if not path.exists():
+        return None
+    busy = span = 0.0
+    with path.open() as handle:
+        for row in csv.DictReader(handle):
+            seconds = float(row["to_s"]) - float(row["from_s"])
+            busy, span = busy + float(row["busy"]) * seconds, span + seconds
+            if int(row["labeled"]) >= budget:
+                break
+    return busy / span if span else None
 
 
 def main() -> None:
@@ -79,6 +97,7 @@ def main() -> None:
                         speedup=sync["wall_s"] / asynchronous["wall_s"],
                         command_speedup=sync["command_s"] / asynchronous["command_s"],
                         utilisation_sync=sync["utilisation"], utilisation_async=asynchronous["utilisation"],
+                        utilisation_async_to_budget=asynchronous["utilisation_to_budget"],
                         error_ratio=asynchronous["test_wmae"] / sync["test_wmae"])  # fmt: skip
 
 

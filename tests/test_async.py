@@ -60,9 +60,12 @@ def check_a_finished_run(run: Path) -> None:
     ids, by = got["sample_id"], got["selected_by"]
     assert len(ids) == len(set(ids)) == 40  # nothing lost, nothing stored twice
     selections, selected_at = state["selections"], state["selected_at"]
-    assert sorted(i for i, b in zip(ids, by, strict=True) if b == -1) == sorted(selections[0])  # the initial set
+    # -1: the initial set, and the random picks that kept the simulators busy while checkpoint 0 trained
+    random = {i for i, b in zip(ids, by, strict=True) if b == -1}
+    assert set(selections[0][:12]) <= random <= set(selections[0]) and len(random) > 12
     for i, b, at, done in zip(ids, by, got["selected_at"], got["labeled_at"], strict=True):
-        assert -1 <= b < len(table) and i in selections[b + 1] and at == selected_at[b + 1] and at <= done
+        assert -1 <= b < len(table) and i in selections[b + 1] and at <= done
+        assert at == selected_at[b + 1] if b >= 0 or i in selections[0][:12] else at > selected_at[0]
     # A selection never holds an id that was labelled (or with a simulator, so labelled soon after) when it was made.
     labelled_at = dict(zip(ids, got["labeled_at"], strict=True))
     for chosen, at in zip(selections[1:], selected_at[1:], strict=True):
@@ -169,17 +172,14 @@ def test_each_checkpoint_queues_enough_ids_to_last_a_learner_cycle(tmp_path):
 
 def test_while_checkpoint_0_trains_random_picks_keep_the_simulators_busy(tmp_path):
     labeler = SimpleNamespace(slots=[0] * 2, finished=0, busy_s=lambda: 0.0)
-    loop = stream(tmp_path, [], newest=-1, labelled={1, 2, 3}, batch_size=5)
-    loop.state.sent = [[4, -1, 0.0]]
+    loop = stream(tmp_path, [[5, -1, 0.0]], newest=-1, labelled={1, 2, 3}, batch_size=5)
+    loop.state.sent, loop.state.selections = [[4, -1, 0.0]], [[1, 2, 3, 4, 5]]
     loop.warm_up(labeler)
-    picks = [entry[0] for entry in loop.state.queue]
-    assert len(picks) == len(set(picks)) == 10 and not {1, 2, 3, 4} & set(picks)  # never a labelled or sent id
-    assert {entry[1] for entry in loop.state.queue} == {-1}  # tagged as the initial design's
+    picks = [entry[0] for entry in loop.state.queue[1:]]
+    assert len(loop.state.queue) == 10 and loop.state.queue[0] == [5, -1, 0.0]  # topped up to 2B, the queued first
+    assert len(set(picks)) == 9 and not {1, 2, 3, 4, 5} & set(picks)  # never a labelled, sent or queued id
+    assert {entry[1] for entry in loop.state.queue} == {-1} and loop.state.selections[0] == [1, 2, 3, 4, 5, *picks]
     assert json.loads((tmp_path / "state.json").read_text())["queue"] == loop.state.queue  # on disk first
-    again = stream(tmp_path, [], newest=-1, labelled={1, 2, 3}, batch_size=5)
-    again.state.sent = [[4, -1, 0.0]]
-    again.warm_up(labeler)
-    assert [entry[0] for entry in again.state.queue] == picks  # seeded: a resumed run picks the same
 
 
 def test_async_refuses_simulators_that_leave_no_cpu_for_training(ray_local, tmp_path):

@@ -7,10 +7,11 @@ checkpoint c as soon as `loop.retrain_every` labels have been stored since check
 queue with its selection, in the acquisition function's order, while labelling goes on.
 
 Two things keep the simulators busy. While checkpoint 0 trains there is no model to select with: the
-queue holds random picks from the pool instead (`selected_by` -1, like the initial set), replaced by
-checkpoint 0's selection when it is in. And each checkpoint queues enough ids to last a whole learner
-cycle: `loop.queue` if set, else the larger of 2 x `loop.batch_size` and 1.5 x the ids the simulators
-label in the last cycle's time (train, evaluate, score) at their measured rate.
+random initial design goes on instead (more random picks, `selected_by` -1 and added to the initial
+selection, each label's `selected_at` the time it was picked) until checkpoint 0's selection replaces
+them. And each checkpoint queues enough ids to last a whole learner cycle: `loop.queue` if set, else
+the larger of 2 x `loop.batch_size` and 1.5 x the ids the simulators label in the last cycle's time
+(train, evaluate, score) at their measured rate.
 
 Two rules keep a selection meaningful. A selection never holds an id that is labelled, failed or
 with a simulator. A queued id selected by a checkpoint more than `loop.max_staleness` behind the
@@ -154,8 +155,10 @@ class Stream:
         """Checkpoint 0 once the initial set is stored; later ones after `retrain_every` new labels, or on what
         there is once nothing else can happen (the queue ran dry, the budget is labelled)."""
         new = len(self.labeled) - self.state.trained_on
-        if self.state.round == 0:
-            return not self.state.queue and labeler.idle and bool(self.labeled)
+        if self.state.round == 0:  # the initial set is in (what the warm-up queued is not waited for)
+            initial = self.state.selections[0][: self.driver.config.pool.initial]
+            done = self.labeled | self.failed
+            return bool(self.labeled) and all(i in done for i in initial)
         return new >= self.loop.retrain_after or (new > 0 and labeler.idle and not self.can_send())
 
     def queue_length(self, labeler: Labeler) -> int:
@@ -168,13 +171,16 @@ class Stream:
         return max(self.loop.queue_size, math.ceil(1.5 * rate * self.cycle_s))
 
     def warm_up(self, labeler: Labeler) -> None:
-        """While checkpoint 0 trains, random picks from the free pool keep the simulators busy (selected_by -1)."""
-        busy = self.labeled | self.failed | {entry[0] for entry in self.state.sent}
+        """While checkpoint 0 trains, random picks from the free pool keep the simulators busy: the random initial
+        design goes on (`selected_by` -1, added to the initial selection) until checkpoint 0 selects."""
+        state = self.state
+        busy = self.labeled | self.failed | {entry[0] for entry in (*state.sent, *state.queue)}
         free = np.setdiff1d(np.arange(len(self.driver.params)), np.fromiter(busy, dtype=np.int64, count=len(busy)))
-        size = min(self.queue_length(labeler), len(free))
-        picks = generator(self.driver.config.seed, "warm-up").choice(free, size=size, replace=False)
+        size = min(max(0, self.queue_length(labeler) - len(state.queue)), len(free))
+        picks = [int(i) for i in generator(self.driver.config.seed, "warm-up").choice(free, size=size, replace=False)]
         now = time.time()
-        self.state.queue = [[int(i), -1, now] for i in picks]
+        state.queue += [[i, -1, now] for i in picks]
+        state.selections[0] += picks
         say(f"checkpoint 0 trains: {size} random picks keep the simulators busy until it selects")
         self.save()
 
