@@ -153,7 +153,7 @@ class LoopConfig(Section):
     mode: str = "sync"  # sync: label, train, score in turn; async: labelling never waits (docs/async.md)
     retrain_every: int | None = None  # async: new labels that start the next training; None: batch_size
     max_staleness: int = 1  # async: a label may be selected by a checkpoint at most this many behind the newest
-    queue: int | None = None  # async: ids each checkpoint queues, best first; None: 2 x batch_size (never runs dry)
+    queue: int | None = None  # async: ids each checkpoint queues, best first; None: 2B, or a learner cycle's worth
 
     def __post_init__(self) -> None:
         self._positive("batch_size", "rounds", "label_budget", "target_val_wmae", "target_test_wmae")
@@ -168,7 +168,7 @@ class LoopConfig(Section):
 
     @property
     def queue_size(self) -> int:
-        """Async: the ids each checkpoint selects into the queue."""
+        """Async: the ids each checkpoint selects into the queue at least (`engine.stream` adds a cycle's worth)."""
         return self.queue or 2 * self.batch_size
 
 
