@@ -174,8 +174,7 @@ class Stream:
         """While checkpoint 0 trains, random picks from the free pool keep the simulators busy: the random initial
         design goes on (`selected_by` -1, added to the initial selection) until checkpoint 0 selects."""
         state = self.state
-        busy = self.labeled | self.failed | {entry[0] for entry in (*state.sent, *state.queue)}
-        free = np.setdiff1d(np.arange(len(self.driver.params)), np.fromiter(busy, dtype=np.int64, count=len(busy)))
+        free = self.free(state.queue)
         size = min(max(0, self.queue_length(labeler) - len(state.queue)), len(free))
         picks = [int(i) for i in generator(self.driver.config.seed, "warm-up").choice(free, size=size, replace=False)]
         now = time.time()
@@ -183,6 +182,11 @@ class Stream:
         state.selections[0] += picks
         say(f"checkpoint 0 trains: {size} random picks keep the simulators busy until it selects")
         self.save()
+
+    def free(self, queued: list[list] = ()) -> np.ndarray:
+        """The pool's ids, sorted, that are neither labelled, failed, with a simulator nor in `queued`."""
+        busy = self.labeled | self.failed | {entry[0] for entry in (*self.state.sent, *queued)}
+        return np.setdiff1d(np.arange(len(self.driver.params)), np.fromiter(busy, dtype=np.int64, count=len(busy)))
 
     def can_send(self) -> bool:
         """Ids are queued and the label budget leaves room for them."""
@@ -198,8 +202,7 @@ class Stream:
         state = self.state
         state.trained_on = len(self.labeled)
         self.save()
-        busy = self.labeled | self.failed | {entry[0] for entry in state.sent}
-        free = np.setdiff1d(np.arange(len(self.driver.params)), np.fromiter(busy, dtype=np.int64, count=len(busy)))
+        free = self.free()
         labeled = np.fromiter(self.labeled, dtype=np.int64, count=len(self.labeled))
         return state.round, self.store.labels.parts(), len(self.labeled), len(self.failed), free, labeled
 
