@@ -6,6 +6,7 @@ the registry.
 
 from __future__ import annotations
 
+import torch
 from torch import nn
 
 from raysurr.models import register_model
@@ -13,14 +14,14 @@ from raysurr.models import register_model
 
 @register_model("fails_in_training")
 class FailsInTraining(nn.Module):
-    """Builds like any model and passes the shape check on the meta device; its forward on real data
-    raises, so a run with it fails once training starts."""
+    """Builds like any model and passes the shape check (a forward pass without gradients); its forward with
+    gradients on raises, so a run with it fails once training starts."""
 
     def __init__(self, in_channels: int = 1, out_channels: int = 1) -> None:
         super().__init__()
         self.conv = nn.Conv2d(in_channels, out_channels, 1)
 
     def forward(self, x):
-        if x.device.type == "meta":
+        if not torch.is_grad_enabled():
             return self.conv(x)
         raise RuntimeError("fails_in_training: this model always fails")

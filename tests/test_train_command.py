@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from contextlib import chdir
 
 import pytest
 
@@ -10,25 +11,25 @@ import raysurr
 from raysurr.commands.dataset import main as make_dataset
 from raysurr.commands.train import main
 from raysurr.errors import ConfigError, DatasetError
-from tests.conftest import run_command
 
 pytestmark = pytest.mark.timeout(300)
 
 
-def test_train_command_end_to_end(ray_local, tmp_path):
-    # the dataset in this process's Ray (the dataset command has its own tests); the training as a user runs it
+def test_train_command_end_to_end(ray_local, tmp_path, capsys):
+    # in this process's Ray: the guide's test (tests/test_docs.py) runs the command in its own, as a user does
     assert make_dataset(["--split", "64,16,16", "--out", str(tmp_path / "data"), "--set", "simulator.grid=24"]) == 0
     args = ["--set", "model.base_channels=4", "--set", "model.depth=3", "--set", "training.epochs=3"]
-    result = run_command("-m", "raysurr.train", "--data", "data", "--out", "run", *args, cwd=tmp_path)
-    assert result.returncode == 0, result.stderr[-3000:]
-    assert "parameters; training on 64 samples" in result.stderr
+    with chdir(tmp_path):
+        assert main(["--data", "data", "--out", "run", *args]) == 0
+    out, err = capsys.readouterr()
+    assert "parameters; training on 64 samples" in err
     run = tmp_path / "run"
     metrics = json.loads((run / "metrics.json").read_text())
     for key in ["test_wmae", "test_mae_all", "test_mae_source", "test_mae_field"]:
         assert metrics[key] > 0
     assert metrics["n_test"] == 16 and metrics["epochs_run"] == 3
     assert metrics["test_mae_source"] > metrics["test_mae_field"]  # an untrained net misses the sources most
-    assert json.loads(result.stdout.strip().splitlines()[-1])["test_wmae"] == metrics["test_wmae"]
+    assert json.loads(out.strip().splitlines()[-1])["test_wmae"] == metrics["test_wmae"]
     assert (run / "predictions.png").stat().st_size > 10_000
     assert raysurr.load_surrogate(run / "checkpoint").training is False
     assert "base_channels: 4" in (run / "config.yaml").read_text()
