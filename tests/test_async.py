@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
+from dataclasses import replace
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -180,6 +181,37 @@ def test_while_checkpoint_0_trains_random_picks_keep_the_simulators_busy(tmp_pat
     assert len(set(picks)) == 9 and not {1, 2, 3, 4, 5} & set(picks)  # never a labelled, sent or queued id
     assert {entry[1] for entry in loop.state.queue} == {-1} and loop.state.selections[0] == [1, 2, 3, 4, 5, *picks]
     assert json.loads((tmp_path / "state.json").read_text())["queue"] == loop.state.queue  # on disk first
+    # checkpoint 0 outlasts them: once they are with simulators the random design goes on, with new ids
+    loop.state.sent, loop.state.queue = loop.state.sent + loop.state.queue, []
+    loop.warm_up(labeler)
+    more = [entry[0] for entry in loop.state.queue]
+    assert len(more) == 10 and not set(more) & {1, 2, 3, 4, 5, *picks}
+    assert loop.state.selections[0] == [1, 2, 3, 4, 5, *picks, *more]
+
+
+def test_the_warm_up_spends_at_most_a_third_of_the_budget_left_after_the_initial_set(tmp_path):
+    labeler = SimpleNamespace(slots=[0] * 2, finished=0, busy_s=lambda: 0.0)
+    loop = stream(tmp_path, [], newest=-1, labelled=set(), batch_size=8, label_budget=18)
+    config = loop.driver.config
+    loop.driver.config, loop.state.selections = replace(config, pool=replace(config.pool, initial=3)), [[0, 1, 2]]
+    loop.warm_up(labeler)  # 2B = 16 wanted, (18 - 3) / 3 = 5 allowed
+    assert len(loop.state.queue) == 5 and len(loop.state.selections[0]) == 8
+    loop.state.sent, loop.state.queue = loop.state.queue, []
+    loop.warm_up(labeler)
+    assert loop.state.queue == []
+
+
+@pytest.mark.parametrize(
+    ("labelled", "trains"), [(40, True), (60, True), (70, True), (71, False), (79, False), (80, True)]
+)
+def test_no_checkpoint_starts_when_the_budget_is_fewer_labels_away_than_the_next_one(tmp_path, labelled, trains):
+    """B = 10, budget 80, checkpoint 1 trained on 30: 40 and 60 labels start one; from 71 on only the final one,
+    on all 80, once they are stored and nothing is with a simulator."""
+    loop = stream(tmp_path, [[99, 1, 0.0]], newest=1, labelled=set(range(labelled)), batch_size=10, label_budget=80)
+    loop.state.trained_on, loop.state.selections = 30, [[0]]
+    idle = SimpleNamespace(idle=labelled == 80)
+    assert loop.should_train(idle) is trains
+    assert loop.budget_reached(labelled - 1) is (labelled == 80)
 
 
 def test_async_refuses_simulators_that_leave_no_cpu_for_training(ray_local, tmp_path):

@@ -95,7 +95,10 @@ class Stream:
                 self.feed(labeler)
                 arrived = labeler.step(self.store, max_wait_s=TICK_S)
                 if arrived["ids"]:
+                    before = len(self.labeled)
                     self.stored(arrived)
+                    if self.budget_reached(before):  # utilisation.csv: a row ends with the budget's last label
+                        window = self.note_utilisation(window, labeler)
                 if learning is not None and learning.done():
                     self.learned(learning.result(), labeler)
                     learning = None
@@ -104,6 +107,8 @@ class Stream:
                     self.cycle_from = time.monotonic()
                     if state.round == 0:
                         self.warm_up(labeler)
+                elif learning is not None and state.round == 0 and len(state.queue) < len(labeler.slots):
+                    self.warm_up(labeler)  # checkpoint 0 outlasts its first picks: the random design goes on
                 if self.elapsed() - window[0] >= UTILISATION_S:
                     window = self.note_utilisation(window, labeler)
                 if learning is None and labeler.idle and (state.stopped or not self.can_go_on()):
@@ -152,14 +157,24 @@ class Stream:
         self.save()
 
     def should_train(self, labeler: Labeler) -> bool:
-        """Checkpoint 0 once the initial set is stored; later ones after `retrain_every` new labels, or on what
-        there is once nothing else can happen (the queue ran dry, the budget is labelled)."""
+        """Checkpoint 0 once the initial set is stored; later ones after `retrain_every` new labels (unless the label
+        budget is fewer labels away: then only the final one, on the whole budget), or on what there is once nothing
+        else can happen (the queue ran dry, the budget is labelled)."""
         new = len(self.labeled) - self.state.trained_on
         if self.state.round == 0:  # the initial set is in (what the warm-up queued is not waited for)
             initial = self.state.selections[0][: self.driver.config.pool.initial]
             done = self.labeled | self.failed
             return bool(self.labeled) and all(i in done for i in initial)
-        return new >= self.loop.retrain_after or (new > 0 and labeler.idle and not self.can_send())
+        budget = self.loop.label_budget
+        if budget is not None and 0 < budget - len(self.labeled) < self.loop.retrain_after:
+            new = 0  # the budget is closer than a checkpoint's worth: the final checkpoint trains on all of it
+        return new >= self.loop.retrain_after or (len(self.labeled) > self.state.trained_on and labeler.idle
+                                                  and not self.can_send())  # fmt: skip
+
+    def budget_reached(self, before: int) -> bool:
+        """The label budget was reached by the labels just stored (`before`: the count before them)."""
+        budget = self.loop.label_budget
+        return budget is not None and before < budget <= len(self.labeled)
 
     def queue_length(self, labeler: Labeler) -> int:
         """The ids the next checkpoint selects: `loop.queue`, or enough for the simulators to label through one
@@ -172,11 +187,18 @@ class Stream:
 
     def warm_up(self, labeler: Labeler) -> None:
         """While checkpoint 0 trains, random picks from the free pool keep the simulators busy: the random initial
-        design goes on (`selected_by` -1, added to the initial selection) until checkpoint 0 selects."""
-        state = self.state
+        design goes on (`selected_by` -1, added to the initial selection), topped up to a cycle's worth whenever
+        fewer ids than actors are left queued, until checkpoint 0 selects. With a label budget, at most a third
+        of what it leaves after the initial set is spent so: the rest is for the models to choose."""
+        state, budget, initial = self.state, self.loop.label_budget, self.driver.config.pool.initial
         free = self.free(state.queue)
         size = min(max(0, self.queue_length(labeler) - len(state.queue)), len(free))
-        picks = [int(i) for i in generator(self.driver.config.seed, "warm-up").choice(free, size=size, replace=False)]
+        if budget is not None:
+            size = min(size, max(0, (budget - initial) // 3 - (len(state.selections[0]) - initial)))
+        if not size:
+            return
+        rng = generator(self.driver.config.seed, "warm-up", len(state.selections[0]))
+        picks = [int(i) for i in rng.choice(free, size=size, replace=False)]
         now = time.time()
         state.queue += [[i, -1, now] for i in picks]
         state.selections[0] += picks
