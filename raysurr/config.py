@@ -122,6 +122,8 @@ class TrainingConfig(Section):
     batch_size: int = 128
     patience: int | None = None  # early stopping on validation weighted MAE; None: never
     reinit: bool = True  # re-initialise every round (the study); False warm-starts
+    # a warm start's learning rate as a fraction of lr: at the full rate a fine-tune rarely beat its starting weights
+    finetune_lr_factor: float = 0.3
     loss_w: float = 1.0
     loss_w2: float = 2000.0
     normalize: str = "auto"  # auto: inputs and targets divided by their largest magnitude per channel; none
@@ -132,7 +134,7 @@ class TrainingConfig(Section):
     physics_weight: float = 0.0
 
     def __post_init__(self) -> None:
-        self._positive("epochs", "lr", "batch_size", "patience", "loss_w", "budget_s")
+        self._positive("epochs", "lr", "batch_size", "patience", "loss_w", "budget_s", "finetune_lr_factor")
         self._positive("loss_w2", "physics_weight", allow_zero=True)
         _require(self.normalize in ("auto", "none"), "training.normalize",
                  f"must be 'auto' or 'none', got {self.normalize!r}")  # fmt: skip

@@ -129,7 +129,7 @@ class Fit:
         warm_start: the (inputs, targets) scaling the model's current weights were trained at, when
             they are a previous round's: fine-tuning keeps that scaling (new scales would change
             what the weights mean), and the starting weights are the first candidate for the best,
-            so a round that cannot improve on them keeps them.
+            so a round that cannot improve on them keeps them. It trains at lr x `finetune_lr_factor`.
         physics: (unlabelled inputs [m, C, H, W] in the data's units, the simulator's `residual`), for
             `settings.physics_weight` > 0: every step adds weight * mean(residual(x, f(x))^2) over a batch
             of them, in the data's units, to the weighted MAE of the labelled batch (one forward for both).
@@ -165,7 +165,8 @@ class Fit:
         self.physics_x, self.residual, self.train_residual = None, None, math.nan
         if physics is not None and settings.physics_weight:
             self.physics_x, self.residual = self.inputs.forward(physics[0]), physics[1]
-        self.optimizer = torch.optim.Adam(model.parameters(), lr=settings.lr)
+        lr = settings.lr * (settings.finetune_lr_factor if warm_start is not None else 1.0)
+        self.optimizer = torch.optim.Adam(model.parameters(), lr=lr)
         self.planned = settings.epochs  # cut, after each epoch, to what `budget_s` allows
         self.scheduler = (torch.optim.lr_scheduler.LambdaLR(self.optimizer, self._cosine)
                           if settings.schedule == "cosine" else None)  # fmt: skip

@@ -132,6 +132,20 @@ def test_a_warm_start_fine_tunes_at_the_old_scale_and_keeps_the_old_weights_if_n
         torch.testing.assert_close(value, start[name])
 
 
+def test_a_warm_start_trains_at_a_fraction_of_the_learning_rate():
+    from raysurr.models.checkpoint import TargetTransform
+
+    settings = TrainingConfig(epochs=2, lr=1e-2, batch_size=8, schedule="cosine", finetune_lr_factor=0.25)
+    cold = make_fit(settings)
+    warm = Fit(UNet(in_channels=1, out_channels=1, base_channels=2, depth=2), data(24, 1), data(8, 2), settings,
+               torch.Generator().manual_seed(3), warm_start=(TargetTransform(), TargetTransform()))  # fmt: skip
+    for run in (cold, warm):
+        while not run.done:
+            run.step()
+    assert [r["lr"] for r in warm.history] == pytest.approx([0.25 * r["lr"] for r in cold.history])
+    assert cold.history[0]["lr"] == pytest.approx(1e-2)
+
+
 def test_the_history_records_the_dropout_gap():
     run = make_fit(TrainingConfig(epochs=1, lr=1e-2, batch_size=8))
     record = run.step()
