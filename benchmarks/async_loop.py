@@ -12,11 +12,14 @@ Per run: `wall_s` (the loop's time to its final model, rounds.csv's last `elapse
 whole command), `utilisation` (busy fraction of the simulator pool over the loop, from the rows'
 `utilisation` weighted by their duration), `utilisation_to_budget` (async: the same until the budget's
 last label was stored, after which only the final training is left), `test_wmae` of the final model,
-the checkpoints. Per cost model a `async_vs_sync` line: `speedup` = sync wall / async wall, and the
-error ratio async / sync.
+the checkpoints. Per cost model and seed an `async_vs_sync` line: `speedup` = sync wall / async wall, and
+the error ratio async / sync. With `--seeds N` (each seed its own pool, initial set and weights) an
+`async_vs_sync_seeds` line per cost model: the means and spreads over seeds, and the paired relative error
+difference (async - sync) / sync with its 95% bootstrap interval and what it says (`lower`, `higher`,
+`cannot tell`): one seed's error is not a comparison, the final model's error moves 5-10% between seeds.
 
 Usage:
-    python benchmarks/async_loop.py [--budget 320] [--models remote,transient] [--quick]
+    python benchmarks/async_loop.py [--budget 320] [--models remote,transient] [--seeds 3] [--quick]
 """
 
 from __future__ import annotations
@@ -31,6 +34,9 @@ import time
 from pathlib import Path
 
 import common
+import numpy as np
+
+from raysurr.engine.report import bootstrap_interval, verdict
 
 REPO = Path(__file__).resolve().parents[1]
 CONFIG = REPO / "configs" / "async.yaml"
@@ -42,9 +48,10 @@ COSTS = {
 QUICK = ["pool.size=400", "pool.val=50", "pool.test=50", "simulator.delay_s=0.5", "training.epochs=2"]
 
 
-def run(mode: str, cost: str, budget: int, extra: list[str], folder: Path) -> dict:
-    sets = [*COSTS[cost], *extra, f"loop.mode={mode}", f"loop.label_budget={budget}", f"name=bench-{cost}-{mode}"]
-    run_dir = folder / f"{cost}-{mode}"
+def run(mode: str, cost: str, budget: int, seed: int, extra: list[str], folder: Path) -> dict:
+    sets = [*COSTS[cost], *extra, f"loop.mode={mode}", f"loop.label_budget={budget}", f"seed={seed}",
+            f"name=bench-{cost}-{mode}"]  # fmt: skip
+    run_dir = folder / f"{cost}-{mode}-{seed}"
     args = [sys.executable, "-m", "raysurr.drive", "--config", str(CONFIG), "--run-dir", str(run_dir)]
     env = {**os.environ, "RAYSURR_DASHBOARD": "0"}
     start = time.perf_counter()
@@ -83,22 +90,49 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--budget", type=int, default=320, help="labels each run stops at")
     parser.add_argument("--models", default="remote,transient", help="cost models, comma-separated")
+    parser.add_argument("--seeds", type=int, default=1, help="repeat each comparison over seeds 0..N-1")
     parser.add_argument("--quick", action="store_true", help="a small pool, 0.5 s a sample, 2 epochs (a smoke test)")
     args = parser.parse_args()
     extra = QUICK if args.quick else []
     with tempfile.TemporaryDirectory(prefix="raysurr-async-") as tmp:
         for cost in args.models.split(","):
-            results = {}
-            for mode in ("sync", "async"):
-                results[mode] = run(mode, cost, args.budget, extra, Path(tmp))
-                common.emit(bench="async_loop", cost=cost, mode=mode, budget=args.budget, **results[mode])
-            sync, asynchronous = results["sync"], results["async"]
-            common.emit(bench="async_vs_sync", cost=cost, budget=args.budget,
-                        speedup=sync["wall_s"] / asynchronous["wall_s"],
-                        command_speedup=sync["command_s"] / asynchronous["command_s"],
-                        utilisation_sync=sync["utilisation"], utilisation_async=asynchronous["utilisation"],
-                        utilisation_async_to_budget=asynchronous["utilisation_to_budget"],
-                        error_ratio=asynchronous["test_wmae"] / sync["test_wmae"])  # fmt: skip
+            pairs = []
+            for seed in range(args.seeds):
+                results = {}
+                for mode in ("sync", "async"):
+                    results[mode] = run(mode, cost, args.budget, seed, extra, Path(tmp))
+                    common.emit(bench="async_loop", cost=cost, mode=mode, budget=args.budget, seed=seed,
+                                **results[mode])  # fmt: skip
+                sync, asynchronous = results["sync"], results["async"]
+                common.emit(bench="async_vs_sync", cost=cost, budget=args.budget, seed=seed,
+                            speedup=sync["wall_s"] / asynchronous["wall_s"],
+                            command_speedup=sync["command_s"] / asynchronous["command_s"],
+                            utilisation_sync=sync["utilisation"], utilisation_async=asynchronous["utilisation"],
+                            utilisation_async_to_budget=asynchronous["utilisation_to_budget"],
+                            error_ratio=asynchronous["test_wmae"] / sync["test_wmae"])  # fmt: skip
+                pairs.append(results)
+            if args.seeds > 1:
+                summarise(cost, args.budget, pairs)
+
+
+def summarise(cost: str, budget: int, pairs: list[dict[str, dict]]) -> None:
+    """The seeds' means and sample spreads, and whether async's final error differs from sync's."""
+
+    def stats(values: list[float]) -> tuple[float, float]:
+        return float(np.mean(values)), float(np.std(values, ddof=1))
+
+    speedup = stats([p["sync"]["wall_s"] / p["async"]["wall_s"] for p in pairs])
+    to_budget = stats([p["async"]["utilisation_to_budget"] for p in pairs])
+    errors = {mode: stats([p[mode]["test_wmae"] for p in pairs]) for mode in ("sync", "async")}
+    relative = [p["async"]["test_wmae"] / p["sync"]["test_wmae"] - 1 for p in pairs]
+    interval = bootstrap_interval(relative)
+    common.emit(bench="async_vs_sync_seeds", cost=cost, budget=budget, seeds=len(pairs), speedup_mean=speedup[0],
+                speedup_std=speedup[1], utilisation_async_to_budget_mean=to_budget[0],
+                utilisation_async_to_budget_std=to_budget[1], test_wmae_sync_mean=errors["sync"][0],
+                test_wmae_sync_std=errors["sync"][1], test_wmae_async_mean=errors["async"][0],
+                test_wmae_async_std=errors["async"][1], error_difference_mean=float(np.mean(relative)),
+                error_difference_low=interval[0], error_difference_high=interval[1],
+                error_verdict=verdict(interval))  # fmt: skip
 
 
 if __name__ == "__main__":
