@@ -47,7 +47,11 @@ def test_every_good_id_once_every_bad_id_recorded(ray_local, tmp_path):
                     13: "crash", 30: "crash"}  # fmt: skip
     assert failures == expected_bad
     assert sorted(labeled) == sorted(set(range(40)) - set(expected_bad))  # each good id exactly once
-    assert counts == {"labeled": 33, "failed": 7, "skipped": 0, "retried": 2}  # each crash once
+    assert {k: counts[k] for k in ("labeled", "failed", "skipped")} == {"labeled": 33, "failed": 7, "skipped": 0}
+    # Each crashing id was retried once (its record's second attempt) and nothing else failed for good. On a loaded
+    # machine an innocent sample sometimes gets one crash retry as well (retried 3 or 4, now and then in full runs).
+    attempts = {row["sample_id"]: row["attempts"] for row in store.read_failures().to_pylist()}
+    assert attempts[13] == attempts[30] == 2 and counts["retried"] >= 2
     assert labeler.replaced >= 3  # the hung actor and each crash
 
 
