@@ -166,10 +166,9 @@ class Stream:
             done = self.labeled | self.failed
             return bool(self.labeled) and all(i in done for i in initial)
         budget = self.loop.label_budget
-        if budget is not None and 0 < budget - len(self.labeled) < self.loop.retrain_after:
-            new = 0  # the budget is closer than a checkpoint's worth: the final checkpoint trains on all of it
-        return new >= self.loop.retrain_after or (len(self.labeled) > self.state.trained_on and labeler.idle
-                                                  and not self.can_send())  # fmt: skip
+        near_budget = budget is not None and 0 < budget - len(self.labeled) < self.loop.retrain_after
+        return (new >= self.loop.retrain_after and not near_budget) or (new > 0 and labeler.idle
+                                                                         and not self.can_send())  # fmt: skip
 
     def budget_reached(self, before: int) -> bool:
         """The label budget was reached by the labels just stored (`before`: the count before them)."""
