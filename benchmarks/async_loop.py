@@ -34,9 +34,8 @@ import time
 from pathlib import Path
 
 import common
-import numpy as np
 
-from raysurr.engine.report import bootstrap_interval, verdict
+from raysurr.engine.report import bootstrap_interval, mean_std, verdict
 
 REPO = Path(__file__).resolve().parents[1]
 CONFIG = REPO / "configs" / "async.yaml"
@@ -117,20 +116,16 @@ def main() -> None:
 
 def summarise(cost: str, budget: int, pairs: list[dict[str, dict]]) -> None:
     """The seeds' means and sample spreads, and whether async's final error differs from sync's."""
-
-    def stats(values: list[float]) -> tuple[float, float]:
-        return float(np.mean(values)), float(np.std(values, ddof=1))
-
-    speedup = stats([p["sync"]["wall_s"] / p["async"]["wall_s"] for p in pairs])
-    to_budget = stats([p["async"]["utilisation_to_budget"] for p in pairs])
-    errors = {mode: stats([p[mode]["test_wmae"] for p in pairs]) for mode in ("sync", "async")}
+    speedup = mean_std([p["sync"]["wall_s"] / p["async"]["wall_s"] for p in pairs])
+    to_budget = mean_std([p["async"]["utilisation_to_budget"] for p in pairs])
+    errors = {mode: mean_std([p[mode]["test_wmae"] for p in pairs]) for mode in ("sync", "async")}
     relative = [p["async"]["test_wmae"] / p["sync"]["test_wmae"] - 1 for p in pairs]
     interval = bootstrap_interval(relative)
     common.emit(bench="async_vs_sync_seeds", cost=cost, budget=budget, seeds=len(pairs), speedup_mean=speedup[0],
                 speedup_std=speedup[1], utilisation_async_to_budget_mean=to_budget[0],
                 utilisation_async_to_budget_std=to_budget[1], test_wmae_sync_mean=errors["sync"][0],
                 test_wmae_sync_std=errors["sync"][1], test_wmae_async_mean=errors["async"][0],
-                test_wmae_async_std=errors["async"][1], error_difference_mean=float(np.mean(relative)),
+                test_wmae_async_std=errors["async"][1], error_difference_mean=mean_std(relative)[0],
                 error_difference_low=interval[0], error_difference_high=interval[1],
                 error_verdict=verdict(interval))  # fmt: skip
 

@@ -101,8 +101,8 @@ def paired(rows: Sequence[dict[str, Any]], reference: str) -> list[dict[str, Any
             relative.append(final[-1] / base[-1]["test_wmae"])
             area.append(area_under_curve(run) - area_under_curve(base))
         out.append({"model": model, "acquisition": acquisition, "seeds": len(final),
-                    "final": (_stats(final)[0], bootstrap_interval(final)), "relative": _stats(relative)[0],
-                    "area": (_stats(area)[0], bootstrap_interval(area))})  # fmt: skip
+                    "final": (mean_std(final)[0], bootstrap_interval(final)), "relative": mean_std(relative)[0],
+                    "area": (mean_std(area)[0], bootstrap_interval(area))})  # fmt: skip
     return out
 
 
@@ -142,11 +142,11 @@ def savings(rows: Sequence[dict[str, Any]], reference: str) -> list[dict[str, An
                     needed.append(n)
                     ratios.append(labels_needed(reference_run, target) / n)
             out.append({"model": model, "acquisition": acquisition, "seeds": seeds, "reached": len(needed),
-                        "labels_needed": _stats(needed), "saving": _stats(ratios)})  # fmt: skip
+                        "labels_needed": mean_std(needed), "saving": mean_std(ratios)})  # fmt: skip
     return out
 
 
-def _stats(values: Sequence[float]) -> tuple[float, float]:
+def mean_std(values: Sequence[float]) -> tuple[float, float]:
     """(mean, standard deviation over seeds); NaNs when empty."""
     if not values:
         return math.nan, math.nan
@@ -185,7 +185,7 @@ def write_report(rows: Sequence[dict[str, Any]], folder: Path, reference: str, b
     for model in models:
         for acquisition in sorted({key[1] for key in runs if key[0] == model}):
             members = [run for (m, a, _), run in runs.items() if m == model and a == acquisition]
-            cells = [_fmt(_stats(_finite(error_at(run, b) for run in members)), ".4g") for b in budgets]
+            cells = [_fmt(mean_std(_finite(error_at(run, b) for run in members)), ".4g") for b in budgets]
             lines.append(f"| {model} | {acquisition} | " + " | ".join(cells) + " |")
     lines += spread_section(runs, models, reference)
     lines += skill_section(runs, models)
@@ -217,7 +217,7 @@ def skill_section(runs: dict[tuple[str, str, int], list[dict[str, Any]]], models
     for model in models:
         for acquisition in sorted({key[1] for key in runs if key[0] == model}):
             finals = [run[-1] for (m, a, _), run in runs.items() if m == model and a == acquisition]
-            stats = {key: _stats(_finite(row.get(key, math.nan) for row in finals)) for key in SKILLS}
+            stats = {key: mean_std(_finite(row.get(key, math.nan) for row in finals)) for key in SKILLS}
             lines.append(f"| {model} | {acquisition} | " + " | ".join(_fmt(s, ".2f") for s in stats.values()) + " |")
             worse += [f"{model}/{acquisition} ({SKILLS[k]})" for k, (mean, _) in stats.items() if mean <= 0]
     if worse:
@@ -252,10 +252,10 @@ def spread_section(runs: dict[tuple[str, str, int], list[dict[str, Any]]], model
     for model in models:
         for acquisition in sorted({key[1] for key in runs if key[0] == model}):
             finals = [run[-1] for (m, a, _), run in runs.items() if m == model and a == acquisition]
-            cells = [_fmt(_stats(_finite(row.get(key, math.nan) for row in finals)), spec)
+            cells = [_fmt(mean_std(_finite(row.get(key, math.nan) for row in finals)), spec)
                      for key, spec in (("test_wmae_p95", ".4g"), ("test_wmae_top10_share", ".2f"))]  # fmt: skip
             lines.append(f"| {model} | {acquisition} | " + " | ".join(cells) + " |")
-            share = _stats(_finite(row.get("test_wmae_top10_share", math.nan) for row in finals))[0]
+            share = mean_std(_finite(row.get("test_wmae_top10_share", math.nan) for row in finals))[0]
             if acquisition == reference and share < 0.2:  # under twice the share of an even spread
                 notes.append(f"**{model}: `{reference}`'s final errors are nearly even over the test samples (the "
                              f"worst 10% hold {share:.0%} of the error): there is little for an acquisition function "
