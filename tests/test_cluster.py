@@ -137,3 +137,19 @@ def test_requests_no_node_can_hold_fail_at_once(fake_cluster, tmp_path):
         Labeler(SimulatorConfig(), (), LabelingConfig(), ResourcesConfig(simulators=1, cpus_per_simulator=4))
     with pytest.raises(ResourceError, match="each scoring actor asks for 1 CPU, 3 GPU"):
         score_pool(tmp_path, {}, ResourcesConfig(use_gpu=True, gpus_per_score_actor=3))
+
+
+def test_a_command_without_address_starts_its_own_ray_beside_a_running_cluster(fake_cluster):
+    """`ray start` (here the fake cluster) records its address for Ray to join by default; a raysurr command
+    given no --address starts a local Ray anyway, as documented, instead of joining whatever runs here."""
+    import os
+    import subprocess
+    import sys
+
+    probe = ("from raysurr.distributed.runtime import connect; import ray; connect(num_cpus=1, dashboard=False); "
+             "print(ray.cluster_resources().get('simulator', 0), len(ray.nodes()))")  # fmt: skip
+    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
+    result = subprocess.run([sys.executable, "-c", probe], cwd=REPO, env=env, capture_output=True, text=True,
+                            timeout=120)  # fmt: skip
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.split() == ["0", "1"]  # one node of its own, not the fake cluster's three

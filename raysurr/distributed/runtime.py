@@ -26,8 +26,9 @@ def connect(address: str | None = None, num_cpus: int | None = None, dashboard: 
     """Initialise Ray once per process.
 
     Args:
-        address: None starts a local Ray (dashboard on 127.0.0.1:8265); "auto" or "ray://..."
-            joins a running cluster.
+        address: None starts a local Ray (dashboard on 127.0.0.1:8265), even where `ray start` left one
+            running on this machine, which Ray itself would join (RAY_ADDRESS, as a `ray job submit`
+            entrypoint has it, still joins its cluster); "auto" or "ray://..." joins a running cluster.
         num_cpus: CPUs of a local Ray; None uses the machine's.
         dashboard: start the dashboard with a local Ray; None reads RAYSURR_DASHBOARD (default on).
     """
@@ -50,6 +51,7 @@ def connect(address: str | None = None, num_cpus: int | None = None, dashboard: 
     # Ray reads that once, when it is imported.
     logging.getLogger(AUTH_LOGGER).setLevel(logging.ERROR)
     ray.init(
+        address="local",
         num_cpus=num_cpus,
         include_dashboard=dashboard,
         dashboard_host="127.0.0.1",
