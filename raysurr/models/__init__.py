@@ -11,14 +11,14 @@ from raysurr.config import ModelConfig
 from raysurr.errors import ConfigError
 from raysurr.models.autoencoder import Autoencoder
 from raysurr.models.fno import FNO
-from raysurr.models.registry import MODELS, register_model
+from raysurr.models.registry import MODELS, build_network, register_model
 from raysurr.models.unet import UNet
 
 
 def build_model(config: ModelConfig, in_channels: int, out_channels: int) -> nn.Module:
     """Build the configured architecture for a simulator's channel counts."""
-    return MODELS.build(config.name, section="model", in_channels=in_channels, out_channels=out_channels,
-                        **config.options)  # fmt: skip
+    return build_network(config.name, section="model", in_channels=in_channels, out_channels=out_channels,
+                         **config.options)  # fmt: skip
 
 
 def check_model(config: ModelConfig, input_shape: Sequence[int], output_shape: Sequence[int]) -> None:

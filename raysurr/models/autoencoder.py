@@ -39,6 +39,8 @@ class Autoencoder(nn.Module):
         torch.Size([2, 1, 50, 50])
     """
 
+    channels_last = True  # convolutions only: `build_network` lays its weights out channels-last
+
     def __init__(
         self,
         in_channels: int = 1,

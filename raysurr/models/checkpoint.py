@@ -23,7 +23,7 @@ import torch
 from torch import nn
 
 from raysurr.errors import RaysurrError
-from raysurr.models.registry import MODELS
+from raysurr.models.registry import build_network
 
 FORMAT = "raysurr-surrogate"
 VERSION = 3  # 2: the autoencoder decodes in the study's order, the U-Net halves channels with zero padding;
@@ -123,7 +123,7 @@ class SurrogateSpec:
     metric: TargetTransform | None = None  # the validation targets' scale, the weighted MAE's; None: `transform`
 
     def build(self) -> nn.Module:
-        return MODELS.build(self.name, **self.init)
+        return build_network(self.name, **self.init)
 
 
 def save_surrogate(model: nn.Module, spec: SurrogateSpec, path: str | Path) -> Path:

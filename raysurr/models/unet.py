@@ -64,6 +64,8 @@ class UNet(nn.Module):
         torch.Size([2, 1, 25, 25])
     """
 
+    channels_last = True  # convolutions only: `build_network` lays its weights out channels-last
+
     def __init__(
         self,
         in_channels: int = 1,

@@ -80,3 +80,14 @@ def test_version_and_shape_mismatch(saved, tmp_path):
     torch.save({**payload, "init": {**payload["init"], "base_channels": 5}}, tmp_path / "other.pt")
     with pytest.raises(CheckpointError, match="weights do not fit model 'unet'"):
         raysurr.load_surrogate(tmp_path / "other.pt")
+
+
+def test_a_checkpoint_saved_in_the_default_layout_loads_into_the_channels_last_model(tmp_path):
+    torch.manual_seed(0)
+    model = UNet(**SPEC.init)  # contiguous weights, as checkpoints written before the layout change have
+    path = save_surrogate(model, SPEC, tmp_path / "ck")
+    loaded = raysurr.load_surrogate(path.parent)
+    assert not loaded.model.down[1][0].conv.weight.is_contiguous()  # channels-last
+    x = torch.randn(2, 1, 20, 20)
+    with torch.no_grad():
+        assert torch.allclose(loaded(x), model.eval()(x), atol=1e-6)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+
 import pytest
 import torch
 
@@ -137,3 +139,18 @@ def test_mc_dropout_randomises_only_when_the_model_has_dropout(name):
     assert has_dropout(model) and not torch.equal(model(x), model(x))
     plain = build_model(ModelConfig(name=name, options={**options, "dropout": 0.0}), 1, 1)
     assert not has_dropout(plain)
+
+
+@pytest.mark.parametrize("name", MODELS.names())
+def test_convolutional_families_are_laid_out_channels_last_and_compute_the_same(name):
+    model = build_model(ModelConfig(name=name, options=SMALL[name]), in_channels=2, out_channels=1).eval()
+    kernels = [p for p in model.parameters() if p.dim() == 4]
+    if name == "fno":  # its spectral layers run FFTs over the default layout (channels-last: 0.92-1.0x)
+        assert all(p.is_contiguous() for p in model.parameters())
+    else:
+        assert all(p.is_contiguous(memory_format=torch.channels_last) for p in kernels)
+        assert not all(p.is_contiguous() for p in kernels)
+    default = copy.deepcopy(model).to(memory_format=torch.contiguous_format)
+    x = torch.randn(3, 2, 37, 37)
+    with torch.no_grad():
+        assert torch.allclose(model(x), default(x), atol=1e-5)
