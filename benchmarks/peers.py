@@ -2,11 +2,11 @@
 
 `StudyUNet` (the study's UNetAB) and `StudyCNN` (its SimpleCNN100) follow SPEC's layer lists
 exactly, 100x100 only, as the study wrote them. Each is timed next to raysurr's model of the same
-family at the same width and memory layout (raysurr's convolutional models are channels-last; so is
-the study's network here), and raysurr's model also in torch's default layout (what channels-last
-buys, `layout_ratio`), one thread, batch 8: a training step (forward, weighted MAE, backward,
-Adam) and inference (eval mode, no grad), alternating the models for `--repeats` rounds and
-reporting medians, so that the ratio holds on a noisy machine.
+family at the same width and memory layout (the one `build_network` picks for raysurr's model:
+channels-last where it pays), and raysurr's model in each layout (what channels-last buys,
+`layout_ratio`), one thread, batch 8: a training step (forward, weighted MAE, backward, Adam) and
+inference (eval mode, no grad), alternating the models for `--repeats` rounds and reporting
+medians, so that the ratio holds on a noisy machine.
 
 Prints one JSON object per line:
     {"bench": "peer", "family": "unet", "model": "raysurr", "base_channels": 64, "train_samples_per_s": ...}
@@ -14,7 +14,7 @@ Prints one JSON object per line:
     {"bench": "layout_ratio", "family": "unet", "base_channels": 64, "train_channels_last_over_contiguous": ..., ...}
 
 Usage:
-    python benchmarks/peers.py           # the study's width (64), ~6 min on 2 cores
+    python benchmarks/peers.py           # the study's width (64), ~8 min on 2 cores
     python benchmarks/peers.py --quick   # width 16
 """
 
@@ -131,9 +131,10 @@ def main() -> None:
     x, y = torch.rand(BATCH, 1, GRID, GRID), torch.rand(BATCH, 1, GRID, GRID)
     for family, study in (("unet", StudyUNet), ("autoencoder", StudyCNN)):
         torch.manual_seed(0)
-        ours = build_model(ModelConfig(family, {"base_channels": width}), 1, 1)  # channels-last (`build_network`)
+        ours = build_model(ModelConfig(family, {"base_channels": width}), 1, 1)  # in the layout `build_network` picks
         layout = torch.channels_last if getattr(ours, "channels_last", False) else torch.contiguous_format
         models = {"raysurr": ours, "study": study(width).to(memory_format=layout),  # the architectures, same layout
+                  "raysurr_channels_last": copy.deepcopy(ours).to(memory_format=torch.channels_last),
                   "raysurr_contiguous": copy.deepcopy(ours).to(memory_format=torch.contiguous_format)}  # fmt: skip
         measured: dict[str, list[tuple[float, float]]] = {name: [] for name in models}
         for _ in range(args.repeats + 1):
@@ -147,14 +148,10 @@ def main() -> None:
         ratio = medians["raysurr"] / medians["study"]
         emit(bench="peer_ratio", family=family, base_channels=width, train_over_study=float(ratio[0]),
              infer_over_study=float(ratio[1]))  # fmt: skip
-        gain = medians["raysurr"] / medians["raysurr_contiguous"]
-        emit(
-            bench="layout_ratio",
-            family=family,
-            base_channels=width,
-            train_channels_last_over_contiguous=float(gain[0]),
-            infer_channels_last_over_contiguous=float(gain[1]),
-        )
+        gain = medians["raysurr_channels_last"] / medians["raysurr_contiguous"]
+        emit(bench="layout_ratio", family=family, base_channels=width, raysurr_layout=str(layout).split(".")[-1],
+             train_channels_last_over_contiguous=float(gain[0]),
+             infer_channels_last_over_contiguous=float(gain[1]))  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -14,11 +14,11 @@ register_model = MODELS.register
 
 
 def build_network(name: str, section: str | None = None, **options: Any) -> nn.Module:
-    """Build a registered model. One whose class sets `channels_last = True` (a convolutional network)
-    gets its 4-D weights in torch's channels-last layout, which its convolutions then run in whatever
-    the input's layout: on a CPU 1.2-1.4x the training and 1.4-1.8x the inference samples/s of the
-    default layout (`benchmarks/peers.py`'s layout rows), the same values to float rounding. Off by
-    default: a network that reshapes its maps with `view` fails in that layout."""
+    """Build a registered model. One whose `channels_last` attribute is true (a convolutional network,
+    where it pays) gets its 4-D weights in torch's channels-last layout, which its convolutions then
+    run in whatever the input's layout: on a CPU the narrow networks train 1.2-1.4x and infer 1.3-1.8x
+    faster than in the default layout (`benchmarks/peers.py`, `layout_ratio`), with the same values to
+    float rounding. Off by default: a network that reshapes its maps with `view` fails in that layout."""
     model = MODELS.build(name, section, **options)
     if getattr(model, "channels_last", False):
         model = model.to(memory_format=torch.channels_last)

@@ -64,7 +64,9 @@ class UNet(nn.Module):
         torch.Size([2, 1, 25, 25])
     """
 
-    channels_last = True  # convolutions only: `build_network` lays its weights out channels-last
+    # `build_network` lays the weights out channels-last: measured on a CPU (train, 2 threads, batch 8), 1.4x at
+    # base 8, 1.17x at 16, 1.0-1.04x at 32 and 64
+    channels_last = True
 
     def __init__(
         self,
