@@ -14,7 +14,7 @@ Prints one JSON object per line:
     {"bench": "layout_ratio", "family": "unet", "base_channels": 64, "train_channels_last_over_contiguous": ..., ...}
 
 Usage:
-    python benchmarks/peers.py           # the study's width (64), ~8 min on 2 cores
+    python benchmarks/peers.py           # the study's width (64), ~6 min on 2 cores
     python benchmarks/peers.py --quick   # width 16
 """
 
@@ -132,10 +132,11 @@ def main() -> None:
     for family, study in (("unet", StudyUNet), ("autoencoder", StudyCNN)):
         torch.manual_seed(0)
         ours = build_model(ModelConfig(family, {"base_channels": width}), 1, 1)  # in the layout `build_network` picks
-        layout = torch.channels_last if getattr(ours, "channels_last", False) else torch.contiguous_format
-        models = {"raysurr": ours, "study": study(width).to(memory_format=layout),  # the architectures, same layout
-                  "raysurr_channels_last": copy.deepcopy(ours).to(memory_format=torch.channels_last),
-                  "raysurr_contiguous": copy.deepcopy(ours).to(memory_format=torch.contiguous_format)}  # fmt: skip
+        layouts = {"channels_last": torch.channels_last, "contiguous": torch.contiguous_format}
+        layout = "channels_last" if getattr(ours, "channels_last", False) else "contiguous"
+        other = next(name for name in layouts if name != layout)
+        models = {"raysurr": ours, "study": study(width).to(memory_format=layouts[layout]),  # the same layout
+                  f"raysurr_{other}": copy.deepcopy(ours).to(memory_format=layouts[other])}  # fmt: skip
         measured: dict[str, list[tuple[float, float]]] = {name: [] for name in models}
         for _ in range(args.repeats + 1):
             for name, model in models.items():
@@ -148,8 +149,9 @@ def main() -> None:
         ratio = medians["raysurr"] / medians["study"]
         emit(bench="peer_ratio", family=family, base_channels=width, train_over_study=float(ratio[0]),
              infer_over_study=float(ratio[1]))  # fmt: skip
-        gain = medians["raysurr_channels_last"] / medians["raysurr_contiguous"]
-        emit(bench="layout_ratio", family=family, base_channels=width, raysurr_layout=str(layout).split(".")[-1],
+        by_layout = {layout: medians["raysurr"], other: medians[f"raysurr_{other}"]}
+        gain = by_layout["channels_last"] / by_layout["contiguous"]
+        emit(bench="layout_ratio", family=family, base_channels=width, raysurr_layout=layout,
              train_channels_last_over_contiguous=float(gain[0]),
              infer_channels_last_over_contiguous=float(gain[1]))  # fmt: skip
 

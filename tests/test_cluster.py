@@ -142,14 +142,10 @@ def test_requests_no_node_can_hold_fail_at_once(fake_cluster, tmp_path):
 def test_a_command_without_address_starts_its_own_ray_beside_a_running_cluster(fake_cluster):
     """`ray start` (here the fake cluster) records its address for Ray to join by default; a raysurr command
     given no --address starts a local Ray anyway, as documented, instead of joining whatever runs here."""
-    import os
-    import subprocess
-    import sys
+    from tests.conftest import run_command
 
     probe = ("from raysurr.distributed.runtime import connect; import ray; connect(num_cpus=1, dashboard=False); "
              "print(ray.cluster_resources().get('simulator', 0), len(ray.nodes()))")  # fmt: skip
-    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
-    result = subprocess.run([sys.executable, "-c", probe], cwd=REPO, env=env, capture_output=True, text=True,
-                            timeout=120)  # fmt: skip
+    result = run_command("-c", probe, env={"RAY_ADDRESS": ""}, timeout=120)  # an empty RAY_ADDRESS is none to Ray
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.split() == ["0", "1"]  # one node of its own, not the fake cluster's three
