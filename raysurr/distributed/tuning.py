@@ -26,7 +26,7 @@ import torch
 from ray.tune.schedulers import ASHAScheduler
 from ray.tune.search import BasicVariantGenerator
 
-from raysurr.config import Config, load_plugins, set_keys
+from raysurr.config import Config, SweepConfig, load_plugins, set_keys
 from raysurr.distributed.runtime import check_fits
 from raysurr.models.fitting import Fit, FitSpec
 from raysurr.progress import say
@@ -116,10 +116,16 @@ def trial_metrics(fits: list[Fit], sizes: tuple[int, ...]) -> dict[str, float]:
     return metrics
 
 
+def trial_count(sweep: SweepConfig) -> int:
+    """How many trials the sweep runs: each draw repeats for every combination of the grid keys."""
+    return sweep.trials * math.prod(len(s["grid"]) for s in sweep.space.values() if isinstance(s, dict) and "grid" in s)
+
+
 class TrialLines(ray.tune.Callback):
     """One line per trial result and trial end on stderr, instead of Tune's result tables."""
 
-    def __init__(self) -> None:
+    def __init__(self, total: int) -> None:
+        self.total = total  # Tune creates trials lazily under a concurrency cap: len(trials) is not the total
         self.ended = 0
 
     def on_trial_result(self, iteration, trials, trial, result, **info) -> None:
@@ -128,7 +134,7 @@ class TrialLines(ray.tune.Callback):
 
     def on_trial_complete(self, iteration, trials, trial, **info) -> None:
         self.ended += 1
-        say(f"trial {trial.trial_id} ended ({self.ended}/{len(trials)} trials ended)")
+        say(f"trial {trial.trial_id} ended ({self.ended}/{self.total} trials ended)")
 
     def on_trial_error(self, iteration, trials, trial, **info) -> None:
         self.ended += 1
@@ -156,16 +162,18 @@ def run_sweep(config: Config, data: SweepData, folder: Path, resume: bool) -> ra
             metric=METRIC,
             mode="min",
             scheduler=scheduler,
-            search_alg=BasicVariantGenerator(random_state=child_seed(config.seed, "sweep") % 2**32),
+            # The generator caps concurrency itself: Tune ignores max_concurrent_trials beside it (with a warning).
+            search_alg=BasicVariantGenerator(
+                random_state=child_seed(config.seed, "sweep") % 2**32, max_concurrent=sweep.max_concurrent or 0
+            ),
             num_samples=sweep.trials,
-            max_concurrent_trials=sweep.max_concurrent,
         ),
         run_config=ray.tune.RunConfig(
             name=EXPERIMENT,
             storage_path=str(folder.resolve()),
             checkpoint_config=ray.tune.CheckpointConfig(num_to_keep=1),
             failure_config=ray.tune.FailureConfig(max_failures=1),
-            callbacks=[TrialLines(), *tracking_callbacks(config, folder)],
+            callbacks=[TrialLines(trial_count(sweep)), *tracking_callbacks(config, folder)],
             verbose=0,
         ),
     )
