@@ -26,6 +26,7 @@ Usage:
                                              # one case over 3 seeds, then {"bench": "learning_seeds", mean, std}
     python benchmarks/learning.py --models unet --labels 2000 --budget-scale 1.875 --base-channels 8 --lr 2e-3 \
         --batch-size 8                       # the best recipe so far: 2,000 labels, 15 minutes (README)
+    python benchmarks/learning.py --augment both ...  # each case with training.augment auto and none, side by side
 """
 
 from __future__ import annotations
@@ -65,10 +66,10 @@ def source_mae(pred: torch.Tensor, target: torch.Tensor) -> float:
 
 
 def run(name: str, options: dict, train, val, test, settings: TrainingConfig, seed: int, threads: int,
-        physics=None) -> dict:  # fmt: skip
+        physics=None, symmetries: tuple[str, ...] = ()) -> dict:  # fmt: skip
     torch.manual_seed(seed)
     model = build_model(ModelConfig(name, options), train[0].shape[1], train[1].shape[1])
-    fit = Fit(model, train, val, settings, torch.Generator().manual_seed(seed), physics=physics)
+    fit = Fit(model, train, val, settings, torch.Generator().manual_seed(seed), physics=physics, symmetries=symmetries)
     start = time.perf_counter()
     while not fit.done:
         fit.step()
@@ -85,6 +86,7 @@ def run(name: str, options: dict, train, val, test, settings: TrainingConfig, se
               "mean": float(weighted_mae(fit.mean_target.expand_as(y), y))}  # fmt: skip
     return {"model": name, "params": count_parameters(model), "labels": len(train[0]), "seed": seed,
             "budget_s": settings.budget_s, "lr": settings.lr, "batch_size": settings.batch_size,
+            "augment": settings.augment if symmetries else "none",
             "epochs": len(fit.history), "best_epoch": fit.best_epoch, "test_wmae": errors["model"],
             "last_train_loss": fit.history[-1]["train_loss"], "last_val_wmae": fit.history[-1]["val_wmae"],
             "skill_zero": 1 - errors["model"] / errors["zero"], "skill_mean": 1 - errors["model"] / errors["mean"],
@@ -164,6 +166,8 @@ def main() -> None:
     parser.add_argument("--depth", type=int, help="the families' depth instead of their default")
     epochs_help = "at most this many epochs (with the budget: whichever ends first; the cosine follows the shorter)"
     parser.add_argument("--epochs", type=int, default=10_000, help=epochs_help)
+    augment_help = "training.augment: auto (diffusion2d's mirror and transpose symmetries), none, or both side by side"
+    parser.add_argument("--augment", choices=["auto", "none", "both"], default="auto", help=augment_help)
     parser.add_argument("--dropout", action="store_true", help="the dropout study instead")
     parser.add_argument("--physics", metavar="WEIGHTS", help="the physics-term study instead: training.physics_weight "
                         "0 against each of WEIGHTS (comma-separated) at 250, 500, 1000 labels, 12 epochs")  # fmt: skip
@@ -189,23 +193,29 @@ def main() -> None:
         dropout_study((pool[0][:labels], pool[1][:labels]), val, test, [0.0, 0.1, 0.2, 0.4],
                       2 if args.quick else 8)  # fmt: skip
         return
+    augments = ["auto", "none"] if args.augment == "both" else [args.augment]
     for labels, budget in cases:
-        settings = TrainingConfig(epochs=args.epochs, lr=args.lr, batch_size=args.batch_size, schedule="cosine",
-                                  budget_s=budget * args.budget_scale)  # fmt: skip
         for name in args.models.split(","):
             options = FAMILIES[name] if not args.quick else {**FAMILIES[name], "depth": 3}
             options = {**options, "base_channels": args.base_channels or options["base_channels"],
                        "depth": args.depth or options["depth"]}  # fmt: skip
-            rows = []
-            # seed s trains on the s-th disjoint draw of `labels` samples
+            rows: dict[str, list[dict]] = {augment: [] for augment in augments}
+            # seed s trains on the s-th disjoint draw of `labels` samples, with and without augmentation in turn
             for seed in range(args.first_seed, args.first_seed + args.seeds):
                 train = pool[0][seed * labels : (seed + 1) * labels], pool[1][seed * labels : (seed + 1) * labels]
-                rows.append(run(name, options, train, val, test, settings, seed, threads))
-                rows[-1].pop("_predict")
-                emit(bench="learning", grid=grid, **rows[-1])
-            if args.seeds > 1:
-                emit(bench="learning_seeds", grid=grid, model=name, labels=labels, seeds=args.seeds,
-                     budget_s=settings.budget_s, **spread(rows, "test_wmae"), **spread(rows, "skill_zero"))  # fmt: skip
+                for augment in augments:
+                    settings = TrainingConfig(epochs=args.epochs, lr=args.lr, batch_size=args.batch_size,
+                                              schedule="cosine", budget_s=budget * args.budget_scale,
+                                              augment=augment)  # fmt: skip
+                    row = run(name, options, train, val, test, settings, seed, threads, symmetries=sim.symmetries)
+                    row.pop("_predict")
+                    rows[augment].append(row)
+                    emit(bench="learning", grid=grid, **row)
+            for augment, done in rows.items():
+                if len(done) > 1:
+                    emit(bench="learning_seeds", grid=grid, model=name, labels=labels, seeds=len(done),
+                         augment=augment, budget_s=budget * args.budget_scale, **spread(done, "test_wmae"),
+                         **spread(done, "skill_zero"))  # fmt: skip
 
 
 def spread(rows: list[dict], key: str) -> dict:

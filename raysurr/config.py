@@ -129,6 +129,9 @@ class TrainingConfig(Section):
     normalize: str = "auto"  # auto: inputs and targets divided by their largest magnitude per channel; none
     schedule: str = "constant"  # the learning rate within a round: constant, or cosine (lr -> lr/100 over epochs)
     budget_s: float | None = None  # seconds of training per round: the epochs that fit, re-planned after each
+    # auto: every step transforms each training sample by a random combination of the simulator's declared
+    # symmetries (none declared: nothing happens); none: train on the labels as they are
+    augment: str = "auto"
     # > 0: add this times the mean squared residual of the simulator's equations on predictions for unlabelled
     # pool inputs (drive only; the simulator needs a `residual`)
     physics_weight: float = 0.0
@@ -138,6 +141,8 @@ class TrainingConfig(Section):
         self._positive("loss_w2", "physics_weight", allow_zero=True)
         _require(self.normalize in ("auto", "none"), "training.normalize",
                  f"must be 'auto' or 'none', got {self.normalize!r}")  # fmt: skip
+        _require(self.augment in ("auto", "none"), "training.augment",
+                 f"must be 'auto' or 'none', got {self.augment!r}")  # fmt: skip
         _require(self.schedule in ("constant", "cosine"), "training.schedule",
                  f"must be 'constant' or 'cosine', got {self.schedule!r}")  # fmt: skip
 

@@ -45,6 +45,7 @@ def test_overrides_parse_yaml_values():
         (["training.epochs=2.5"], "training.epochs must be an integer, got 2.5"),
         (["training.reinit=3"], "training.reinit must be a bool, got 3"),
         (["training.finetune_lr_factor=0"], "training.finetune_lr_factor must be > 0, got 0.0"),
+        (["training.augment=flips"], "training.augment must be 'auto' or 'none', got 'flips'"),
         (["pool.initial=20", "pool.size=10"], "pool.initial must be <= pool.size \\(10\\), got 20"),
         (["training=3"], "training must be a mapping of keys, got 3"),
         (["seed=-1"], "seed must be >= 0"),

@@ -14,6 +14,7 @@ import sys
 import pytest
 
 from raysurr.data.dataset import open_dataset, read_split
+from raysurr.models.checkpoint import read_checkpoint
 from tests.conftest import REPO
 
 pytestmark = pytest.mark.timeout(900)
@@ -77,3 +78,5 @@ def test_the_guide_runs_as_written(tmp_path):
         rows = list(csv.DictReader(handle))
     assert [int(r["n_labeled"]) for r in rows] == [40, 100]
     assert float(rows[-1]["test_wmae_skill_zero"]) > 0 and "test_mae_stack" in rows[-1]
+    trained = read_checkpoint(tmp_path / "runs" / "plume-al" / "checkpoints" / "round_001")[0]
+    assert trained.meta["augmented"] == ["flip_rows"]  # the plume's one symmetry

@@ -93,6 +93,7 @@ def test_a_fourier_neural_operator_runs_the_loop_with_core_set_and_warm_starts(r
     assert second.name == "fno" and raysurr.load_surrogate(run / "checkpoints" / "round_001").features(
         torch.zeros(2, 1, 32, 32)).shape == (2, 2)  # fmt: skip
     assert (second.inputs, second.transform) == (first.inputs, first.transform)  # fine-tuned at round 0's scale
+    assert second.meta["augmented"] == ["flip_rows", "flip_cols", "transpose"]  # diffusion2d declares them
     history = json.loads((run / "checkpoints" / "round_001" / "history.json").read_text())
     assert all(epoch["train_residual"] > 0 for epoch in history)  # the physics term ran on the workers
     # Core-Set's round-1 selection against k-centre on round 0's features computed here.

@@ -12,9 +12,11 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import NoReturn
 
-from raysurr.config import Config, flat_keys, load_config
+from raysurr.config import Config, SimulatorConfig, flat_keys, load_config
+from raysurr.data.dataset import DatasetInfo
 from raysurr.data.lock import LOCK_NAME, FolderLock
-from raysurr.errors import ConfigError, RaysurrError, RunFailed
+from raysurr.errors import ConfigError, RaysurrError, RegistryError, RunFailed
+from raysurr.simulators import build_simulator
 
 # The name a command was run by when that is not its `python -m` name (`raysurr drive`): usage lines show it.
 INVOKED_AS: contextvars.ContextVar[str | None] = contextvars.ContextVar("invoked_as", default=None)
@@ -184,3 +186,14 @@ def resume_changes(stored: Config, config: Config, also: tuple[str, ...] = ()) -
                               f"{', '.join(k.rstrip('.') + ('.*' if k.endswith('.') else '') for k in allowed)} "
                               "may change")  # fmt: skip
     return changes
+
+
+def dataset_simulator(info: DatasetInfo) -> SimulatorConfig:
+    """The simulator that labelled a dataset, checked to be buildable here (its plugin loaded)."""
+    section = SimulatorConfig.from_dict(info.simulator)
+    try:
+        build_simulator(section)
+    except RegistryError:
+        raise ConfigError(f"the dataset {str(info.root)!r} was labelled by simulator {section.name!r}, which is not "
+                          "registered here; load its plugin with --set 'plugins=[your_module]'") from None  # fmt: skip
+    return section

@@ -22,15 +22,16 @@ from raysurr.commands.common import (
     add_address_argument,
     add_config_arguments,
     config_from_args,
+    dataset_simulator,
     refuse_physics_term,
 )
-from raysurr.config import Config, SimulatorConfig
+from raysurr.config import Config
 from raysurr.data.dataset import DatasetInfo, open_dataset
 from raysurr.data.store import staged_directory, write_config
 from raysurr.distributed.runtime import connect
 from raysurr.distributed.scoring import evaluate, read_samples
 from raysurr.distributed.training import fit
-from raysurr.errors import ConfigError, DatasetError, RegistryError
+from raysurr.errors import DatasetError
 from raysurr.models import build_model, count_parameters
 from raysurr.models.losses import error_metrics
 from raysurr.plots import plot_checkpoint
@@ -58,17 +59,6 @@ def check_dataset(info: DatasetInfo) -> None:
             f"{str(info.root)!r} has splits {list(info.splits)} but training needs train, val and test; "
             "write it with python -m raysurr.dataset --split TRAIN,VAL,TEST"
         )
-
-
-def dataset_simulator(info: DatasetInfo) -> SimulatorConfig:
-    """The simulator that labelled a dataset, checked to be buildable here (its plugin loaded)."""
-    section = SimulatorConfig.from_dict(info.simulator)
-    try:
-        build_simulator(section)
-    except RegistryError:
-        raise ConfigError(f"the dataset {str(info.root)!r} was labelled by simulator {section.name!r}, which is not "
-                          "registered here; load its plugin with --set 'plugins=[your_module]'") from None  # fmt: skip
-    return section
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -99,7 +89,8 @@ def train_and_evaluate(config: Config, info: DatasetInfo, channels: tuple[int, i
     }
     meta = {"simulator": info.simulator, "dataset": str(info.root), "n_train": info.splits["train"]}
     result = fit(datasets, config.model, channels, config.training, config.resources, out / "checkpoint",
-                 seed=child_seed(config.seed, "train"), meta=meta, plugins=config.plugins)  # fmt: skip
+                 seed=child_seed(config.seed, "train"), meta=meta, plugins=config.plugins,
+                 symmetries=build_simulator(config.simulator).symmetries)  # fmt: skip
     start = time.perf_counter()
     test = evaluate(result.checkpoint, read_samples(info.split_dir("test")), config)
     return {

@@ -38,6 +38,7 @@ from raysurr.commands.common import (
     claim_folder,
     claim_new_folder,
     config_from_args,
+    dataset_simulator,
     output_folder,
     refuse_physics_term,
 )
@@ -187,7 +188,9 @@ def sweep_data(config: Config, folder: Path):
     sizes = (sweep.sizes or (n // 2, n)) if two else (n,)
     if sizes[-1] > n or sizes[0] < 1:
         raise DatasetError(f"sweep.sizes {list(sizes)} do not fit the {n} training samples of {str(root)!r}")
-    return SweepData(train["input"], train["target"], val["input"], val["target"], tuple(int(s) for s in sizes))
+    symmetries = build_simulator(dataset_simulator(info)).symmetries
+    return SweepData(train["input"], train["target"], val["input"], val["target"], tuple(int(s) for s in sizes),
+                     tuple(symmetries))  # fmt: skip
 
 
 def collect(results, config: Config) -> tuple[list[dict[str, Any]], dict[str, list[float]]]:

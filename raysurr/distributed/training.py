@@ -60,6 +60,7 @@ def fit(
     ray_train: bool | None = None,
     plugins: tuple[str, ...] = (),
     physics: Physics | None = None,
+    symmetries: tuple[str, ...] = (),
 ) -> TrainResult:
     """Train a surrogate on Ray and return its best-validation checkpoint.
 
@@ -72,11 +73,12 @@ def fit(
         ray_train: train on Ray Train even with one worker; None: only with several.
         plugins: the config's plugin modules (a user's model is registered by importing them).
         physics: the unlabelled inputs of `training.physics_weight` (the simulator renders them on the workers).
+        symmetries: the simulator's declared grid symmetries, which `training.augment: auto` trains with.
     """
     out_dir = Path(out_dir).resolve()
     setup = FitSpec.of(model, channels, training, seed, threads=max(1, int(resources.cpus_per_train_worker)),
                       warm_start=checkpoint_bytes(warm_start) if warm_start else None, meta=dict(meta or {}),
-                      plugins=tuple(plugins), physics=physics)  # fmt: skip
+                      plugins=tuple(plugins), physics=physics, symmetries=tuple(symmetries))  # fmt: skip
     scaling = scaling_config(resources)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
@@ -220,7 +222,8 @@ def _to_tensors(batches, device: torch.device) -> tuple[torch.Tensor, torch.Tens
 def _checkpoint_files(run: Fit, spec: SurrogateSpec) -> dict[str, bytes]:
     """The best weights and the history: the files of one checkpoint folder."""
     history = run.history
-    meta = {**spec.meta, "epochs_run": len(history), "best_epoch": run.best_epoch, "best_val_wmae": run.best}
+    meta = {**spec.meta, "epochs_run": len(history), "best_epoch": run.best_epoch, "best_val_wmae": run.best,
+            "augmented": list(run.symmetries)}  # fmt: skip
     with tempfile.TemporaryDirectory() as folder:
         spec = SurrogateSpec(spec.name, spec.init, run.targets, meta, run.inputs, run.mean_target, run.metric)
         save_surrogate(run.best_network(), spec, folder)

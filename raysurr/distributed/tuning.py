@@ -47,6 +47,7 @@ class SweepData:
     val_x: np.ndarray
     val_y: np.ndarray
     sizes: tuple[int, ...]  # training-set sizes a trial trains at: one (val objective) or two (two_sizes)
+    symmetries: tuple[str, ...] = ()  # the labelling simulator's, for `training.augment: auto`
 
 
 def search_space(space: dict[str, Any]) -> dict[str, Any]:
@@ -73,7 +74,8 @@ def train_trial(params: dict[str, Any], base: dict[str, Any], data: SweepData, t
     logging.getLogger("ray.train").setLevel(logging.WARNING)  # not a line per checkpoint
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")  # Tune exposes only this trial's GPUs
     channels = (data.train_x.shape[1], data.train_y.shape[1])
-    spec = FitSpec.of(config.model, channels, config.training, config.seed, threads=threads, plugins=config.plugins)
+    spec = FitSpec.of(config.model, channels, config.training, config.seed, threads=threads, plugins=config.plugins,
+                      symmetries=data.symmetries)  # fmt: skip
     val = (torch.tensor(data.val_x, device=device), torch.tensor(data.val_y, device=device))
     fits = []
     for size in data.sizes:  # the same initial weights at every size, its own shuffling

@@ -152,6 +152,9 @@ class ALDriver:
         state.select(0, sorted(rng.choice(len(self.params), size=size, replace=False).tolist()))
         state.phase = "label"
         say(f"pool: {len(self.params)} candidates; initial set: {len(state.selected)}")
+        if self.config.training.augment == "auto" and self.simulator.symmetries:
+            say(f"training mirrors each batch by the simulator's symmetries ({', '.join(self.simulator.symmetries)}); "
+                "training.augment=none turns it off")  # fmt: skip
 
     def _label(self, state: RunState) -> None:
         start = time.perf_counter()
@@ -267,7 +270,7 @@ class ALDriver:
             out = self.folder.checkpoint(round_idx, member)
             results.append(fit(datasets, self.config.model, channels, self.config.training, self.config.resources,
                                out, seed=seed, warm_start=warm, meta=meta, plugins=self.config.plugins,
-                               physics=physics))  # fmt: skip
+                               physics=physics, symmetries=self.simulator.symmetries))  # fmt: skip
         return results[0]
 
     def evaluate(self, round_idx: int) -> tuple[dict[str, float], dict[str, float]]:

@@ -10,6 +10,8 @@ the one it reports (validation) is the same formula with the validation targets'
 put while the training set grows. Targets already scaled to a maximum of 1 (diffusion2d's) give
 s = 1 for both: the study's loss, unchanged. With `training.physics_weight` each step also fits a batch
 of unlabelled inputs to the simulator's equations (`Physics`: its `residual` on the predictions).
+With `training.augment: auto` each mini-batch is mirrored and transposed per sample as far as the
+simulator declares its problem symmetric (`symmetries`).
 Under DDP (an initialised process group) every rank runs the same number of mini-batches and the
 losses and validation errors are all-reduced; alone it is a plain loop.
 """
@@ -35,6 +37,13 @@ from raysurr.models.layers import has_dropout, mc_dropout
 from raysurr.models.losses import weighted_mae
 from raysurr.seeding import child_seed
 from raysurr.simulators import build_simulator
+
+# The grid symmetries a simulator may declare (raysurr.simulators.SYMMETRIES), on [n, C, H, W] tensors.
+TRANSFORMS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
+    "flip_rows": lambda t: t.flip(-2),
+    "flip_cols": lambda t: t.flip(-1),
+    "transpose": lambda t: t.transpose(-2, -1),
+}
 
 
 @dataclass(frozen=True)
@@ -70,6 +79,7 @@ class FitSpec:
     meta: dict[str, Any] = field(default_factory=dict)
     plugins: tuple[str, ...] = ()  # modules that register the user's models, imported where the run happens
     physics: Physics | None = None  # the unlabelled inputs of `training.physics_weight`
+    symmetries: tuple[str, ...] = ()  # the simulator's: what `training.augment: auto` draws from
 
     @classmethod
     def of(cls, model: ModelConfig, channels: tuple[int, int], training: TrainingConfig, seed: int,
@@ -114,7 +124,8 @@ class FitSpec:
             inputs, residual = self.physics.inputs(rank, world)
             physics = (inputs.to(device), residual)
         settings = TrainingConfig(**self.training)
-        return Fit(net, train, val, settings, order, world, warm_start=warm, physics=physics), spec
+        fit = Fit(net, train, val, settings, order, world, warm_start=warm, physics=physics, symmetries=self.symmetries)
+        return fit, spec
 
 
 class Fit:
@@ -133,6 +144,10 @@ class Fit:
         physics: (unlabelled inputs [m, C, H, W] in the data's units, the simulator's `residual`), for
             `settings.physics_weight` > 0: every step adds weight * mean(residual(x, f(x))^2) over a batch
             of them, in the data's units, to the weighted MAE of the labelled batch (one forward for both).
+        symmetries: the simulator's declared grid symmetries (`SYMMETRIES`). With `settings.augment`
+            "auto", each one is applied to each sample of every mini-batch, input and target alike, with
+            probability 1/2 (drawn from `order`): the network learns the symmetry instead of needing a
+            label for every orientation. Validation sees the data as it is.
     """
 
     def __init__(
@@ -145,11 +160,13 @@ class Fit:
         world: int = 1,
         warm_start: tuple[TargetTransform, TargetTransform] | None = None,
         physics: tuple[torch.Tensor, Callable[..., torch.Tensor]] | None = None,
+        symmetries: tuple[str, ...] = (),
     ) -> None:
         if settings.physics_weight and physics is None:
             raise ConfigError("training.physics_weight > 0 needs unlabelled inputs and the simulator's residual, "
                               "which only raysurr drive has; set it to 0 here")  # fmt: skip
         self.model, self.settings, self.order = model, settings, order
+        self.symmetries = tuple(symmetries) if settings.augment == "auto" else ()  # checked by build_simulator
         self.device = next(model.parameters()).device
         self.inputs, self.targets = TargetTransform(), TargetTransform()
         if warm_start is not None:
@@ -306,13 +323,13 @@ class Fit:
         total, residual = 0.0, 0.0
         for step in range(self.steps):
             index = perm[step * batch : (step + 1) * batch].to(self.device)
-            x = self.train_x[index]
+            x, y = self.augment(self.train_x[index], self.train_y[index])
             if self.physics_x is not None:  # the unlabelled batch rides along in the same forward
                 free = torch.randint(len(self.physics_x), (len(index),), generator=self.order).to(self.device)
                 x = torch.cat([x, self.physics_x[free]])
             with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.autocast):
                 pred = self.model(x).float()
-            loss = weighted_mae(pred[: len(index)], self.train_y[index], self.settings.loss_w, self.settings.loss_w2)
+            loss = weighted_mae(pred[: len(index)], y, self.settings.loss_w, self.settings.loss_w2)
             if self.physics_x is not None:
                 physics = self.physics_loss(x[len(index) :], pred[len(index) :])
                 loss = loss + self.settings.physics_weight * physics
@@ -323,6 +340,13 @@ class Fit:
             total += float(loss.detach())
         self.train_residual = self._all_reduce(residual / self.steps) / self._all_reduce(1.0)
         return self._all_reduce(total / self.steps) / self._all_reduce(1.0)
+
+    def augment(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Each symmetry applied to each sample (input and target alike) with probability 1/2."""
+        for name in self.symmetries:
+            pick = (torch.rand(len(x), generator=self.order) < 0.5).to(self.device).view(-1, 1, 1, 1)
+            x, y = (torch.where(pick, TRANSFORMS[name](t), t) for t in (x, y))
+        return x, y
 
     def physics_loss(self, x: torch.Tensor, pred: torch.Tensor) -> torch.Tensor:
         """Mean squared residual of the simulator's equations on predictions, both in the data's units."""

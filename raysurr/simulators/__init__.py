@@ -3,9 +3,11 @@
 from raysurr.config import SimulatorConfig
 from raysurr.simulators.base import (
     SIMULATORS,
+    SYMMETRIES,
     AbstractSimulator,
     Parameter,
     Simulation,
+    check_symmetries,
     register_simulator,
     run_simulation,
 )
@@ -14,18 +16,22 @@ from raysurr.simulators.diffusion2d import Diffusion2D
 
 
 def build_simulator(config: SimulatorConfig) -> AbstractSimulator:
-    """Build the simulator a config section names, with its options checked."""
-    return SIMULATORS.build(config.name, section="simulator", **config.options)
+    """Build the simulator a config section names, with its options (and declared symmetries) checked."""
+    simulator = SIMULATORS.build(config.name, section="simulator", **config.options)
+    check_symmetries(simulator)
+    return simulator
 
 
 __all__ = [
     "SIMULATORS",
+    "SYMMETRIES",
     "AbstractSimulator",
     "CommandSimulator",
     "Diffusion2D",
     "Parameter",
     "Simulation",
     "build_simulator",
+    "check_symmetries",
     "register_simulator",
     "run_simulation",
 ]

@@ -73,6 +73,12 @@ class AbstractSimulator(abc.ABC):
     # per-sample residual fields of the governing equations, differentiable, ~0 on the simulator's own
     # labels. The `pre` acquisition function scores with it. None: the simulator has none.
     residual: ClassVar[Callable[..., Any] | None] = None
+    # Optional: grid transforms the problem is symmetric under, any of SYMMETRIES: for every simulated pair
+    # (input, output), the same transform of both is the pair of another parameter set. With
+    # `training.augment: auto` (the default) every training step transforms each sample by a random
+    # combination of them: labels the simulator never had to run. Declare only what holds exactly
+    # (`transpose` needs a square grid); docs/simulators.md shows how to test it.
+    symmetries: tuple[str, ...] = ()
 
     @property
     def parameter_names(self) -> tuple[str, ...]:
@@ -132,6 +138,24 @@ class AbstractSimulator(abc.ABC):
     @abc.abstractmethod
     def simulate(self, params: np.ndarray) -> Simulation:
         """The network targets of a batch. The expensive part."""
+
+
+# The grid transforms a simulator may declare in `symmetries`: reverse the rows (H), the columns (W), swap them.
+SYMMETRIES = ("flip_rows", "flip_cols", "transpose")
+
+
+def check_symmetries(simulator: AbstractSimulator) -> tuple[str, ...]:
+    """The simulator's declared symmetries, checked: known names, and a square grid for `transpose`."""
+    declared = tuple(simulator.symmetries)
+    unknown = sorted(set(declared) - set(SYMMETRIES))
+    if unknown:
+        raise ParameterError(f"{type(simulator).__name__}.symmetries names {unknown}; the grid transforms are "
+                             f"{', '.join(SYMMETRIES)}")  # fmt: skip
+    grids = {tuple(simulator.input_shape[1:]), tuple(simulator.output_shape[1:])}
+    if "transpose" in declared and any(len(g) != 2 or g[0] != g[1] for g in grids):
+        raise ParameterError(f"{type(simulator).__name__} declares the symmetry 'transpose', which needs a square "
+                             f"grid; its inputs and outputs are {sorted(grids)}")  # fmt: skip
+    return declared
 
 
 SIMULATORS: Registry[AbstractSimulator] = Registry("simulator")

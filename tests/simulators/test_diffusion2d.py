@@ -61,6 +61,39 @@ def test_same_seed_same_samples_and_labels():
     assert np.array_equal(sim.simulate(a).outputs, sim.simulate(b).outputs)
 
 
+GRID_TRANSFORMS = {
+    "flip_rows": lambda a: a[..., ::-1, :],
+    "flip_cols": lambda a: a[..., ::-1],
+    "transpose": lambda a: np.swapaxes(a, -1, -2),
+}
+
+
+def transformed_parameters(params: np.ndarray, name: str, last: int) -> np.ndarray:
+    """The parameter sets whose sources are `params`' sources mirrored (or transposed) by `name`."""
+    other = params.copy()
+    if name == "transpose":
+        other[:, [0, 1, 3, 4]] = params[:, [1, 0, 4, 3]]
+    else:
+        centres = [0, 3] if name == "flip_rows" else [1, 4]
+        other[:, centres] = last - params[:, centres]
+    return other
+
+
+@pytest.mark.parametrize("solver", ["exact", "sparse"])
+def test_the_declared_symmetries_hold(solver):
+    """Mirroring or transposing the sources mirrors or transposes the field: what `training.augment: auto`
+    relies on when it trains on transformed labels."""
+    sim = Diffusion2D(grid=24, radius=3, solver=solver)
+    params = sim.sample(6, np.random.default_rng(4))
+    inputs, outputs = sim.render(params), sim.simulate(params).outputs
+    assert sorted(sim.symmetries) == sorted(GRID_TRANSFORMS)
+    for name in sim.symmetries:
+        other, transform = transformed_parameters(params, name, sim.grid - 1), GRID_TRANSFORMS[name]
+        np.testing.assert_array_equal(sim.render(other), transform(inputs))
+        np.testing.assert_allclose(sim.simulate(other).outputs, transform(outputs), rtol=1e-5, atol=1e-6)
+        assert not np.allclose(transform(outputs), outputs)  # a real change of the field
+
+
 def test_embedding_has_the_studys_seven_numbers():
     sim = Diffusion2D()
     emb = sim.embed(np.array([[0, 0, 0.5, 99, 99, 1.0]]))

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from raysurr.config import SimulatorConfig, load_config
-from raysurr.errors import ConfigError, SimulationError
+from raysurr.errors import ConfigError, ParameterError, SimulationError
 from raysurr.simulators import SIMULATORS, AbstractSimulator, Parameter, Simulation, build_simulator, run_simulation
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "simulators.md"
@@ -104,6 +104,28 @@ def test_undeclared_extras_are_refused():
 
     with pytest.raises(SimulationError, match="extras \\['peak'\\], declared \\[\\]"):
         run_simulation(Extra(), np.array([[0.0, 1]]), [0])
+
+
+@pytest.mark.parametrize(
+    ("symmetries", "shape", "message"),
+    [
+        (("flip_rows", "rotate90"), (1, 4, 4), r"Odd.symmetries names \['rotate90'\]; the grid transforms are flip_"),
+        (("transpose",), (1, 4, 6), r"'transpose', which needs a square grid; its inputs and outputs are \[\(4, 6\)\]"),
+    ],
+)
+def test_declared_symmetries_are_checked_when_the_simulator_is_built(symmetries, shape, message):
+    class Odd(Square):
+        pass
+
+    Odd.symmetries, Odd.input_shape, Odd.output_shape = symmetries, shape, shape
+    SIMULATORS.register("odd-test")(Odd)
+    try:
+        with pytest.raises(ParameterError, match=message):
+            build_simulator(SimulatorConfig(name="odd-test"))
+        Odd.symmetries = ("flip_rows", "flip_cols")  # any grid may be mirrored
+        assert build_simulator(SimulatorConfig(name="odd-test")).symmetries == ("flip_rows", "flip_cols")
+    finally:
+        SIMULATORS._entries.pop("odd-test")
 
 
 def test_registration_by_decorator():

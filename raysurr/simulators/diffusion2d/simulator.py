@@ -41,6 +41,9 @@ class Diffusion2D(AbstractSimulator):
 
     extras = ("target_max",)
     regions = ("source", "field")
+    # A square lattice, an isotropic 5-point operator and the same boundary on every side: mirroring or
+    # transposing a source image mirrors or transposes its field (both max-normalised: the maxima move along).
+    symmetries = ("flip_rows", "flip_cols", "transpose")
     evaluation_options: ClassVar[Mapping[str, object]] = {"solver": "exact", "delay_s": 0.0}  # val/test: exact, at once
 
     def __init__(
