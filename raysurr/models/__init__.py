@@ -21,14 +21,31 @@ def build_model(config: ModelConfig, in_channels: int, out_channels: int) -> nn.
                          **config.options)  # fmt: skip
 
 
+# Above this many parameters (400 MB of float32 weights) `check_model` checks the shapes on torch's meta device.
+META_CHECK_PARAMETERS = 100_000_000
+
+
 def check_model(config: ModelConfig, input_shape: Sequence[int], output_shape: Sequence[int]) -> None:
     """ConfigError unless the configured model builds and maps one [C, H, W] input to one output of
-    `output_shape`: one forward pass of one zero sample on the CPU, without gradients (a fraction of a second;
-    torch's meta device would need no memory but loads torch's Python decompositions, seconds per process)."""
-    model = build_model(config, input_shape[0], output_shape[0])
+    `output_shape`.
+
+    The network is first built on torch's meta device, which allocates nothing. Up to
+    `META_CHECK_PARAMETERS` parameters the check is one forward pass of one zero sample on the CPU,
+    without gradients (a fraction of a second); above, the pass runs on the meta device too (about
+    1.5 s: it loads torch's Python decompositions), so that a mistyped width or depth (an autoencoder
+    of depth 12 has 3 G parameters) is refused at once instead of after initialising 13 GB of weights.
+    """
+    try:
+        with torch.device("meta"):
+            parameters = count_parameters(build_model(config, input_shape[0], output_shape[0]))
+    except (RuntimeError, NotImplementedError):  # a user's model that cannot be built without memory
+        parameters = 0
+    device = "meta" if parameters > META_CHECK_PARAMETERS else "cpu"
+    with torch.device(device):
+        model = build_model(config, input_shape[0], output_shape[0])
     try:
         with torch.no_grad():
-            shape = tuple(model.eval()(torch.zeros(1, *input_shape)).shape[1:])
+            shape = tuple(model.eval()(torch.zeros(1, *input_shape, device=device)).shape[1:])
     except (RuntimeError, ValueError, TypeError, NotImplementedError) as exc:
         detail = " ".join(str(exc).split())[:300]
         raise ConfigError(f"model ({config.name!r}, options {config.options}) cannot take the simulator's "

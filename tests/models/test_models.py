@@ -160,3 +160,46 @@ def test_the_studys_wide_autoencoder_stays_in_the_default_layout():
     """Channels-last costs the autoencoder at base 64 (0.87x on a CPU); narrow ones gain from it."""
     assert not build_model(ModelConfig("autoencoder", {"base_channels": 64}), 1, 1).channels_last
     assert build_model(ModelConfig("autoencoder", {"base_channels": 32}), 1, 1).channels_last
+
+
+def built_on(monkeypatch) -> list[str]:
+    """The device of every network `check_model` builds, in order."""
+    import raysurr.models as models
+
+    devices, build = [], models.build_model
+
+    def spy(*args, **kwargs):
+        model = build(*args, **kwargs)
+        devices.append(next(model.parameters()).device.type)
+        return model
+
+    monkeypatch.setattr(models, "build_model", spy)
+    return devices
+
+
+def test_a_model_too_deep_for_the_grid_is_refused_without_allocating_its_weights(monkeypatch):
+    import resource
+
+    from raysurr.models import check_model
+
+    devices = built_on(monkeypatch)
+    peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    config = ModelConfig(name="autoencoder", options={"base_channels": 8, "depth": 12})  # 3.3 G parameters
+    with pytest.raises(ConfigError, match=r"cannot take the simulator's \[1, 32, 32\] inputs: .*at least 2048 cells"):
+        check_model(config, (1, 32, 32), (1, 32, 32))
+    assert devices == ["meta", "meta"]
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - peak_kb < 1_000_000  # 13 GB if built on the CPU
+
+
+def test_large_models_are_checked_on_the_meta_device_and_small_ones_on_the_cpu(monkeypatch):
+    from raysurr.models import META_CHECK_PARAMETERS, check_model
+
+    large = ModelConfig(name="autoencoder", options={"base_channels": 128})
+    with torch.device("meta"):
+        assert count_parameters(build_model(large, 2, 1)) > META_CHECK_PARAMETERS
+    devices = built_on(monkeypatch)
+    check_model(large, (2, 48, 48), (1, 48, 48))
+    check_model(ModelConfig(name="unet", options=SMALL["unet"]), (2, 48, 48), (1, 48, 48))
+    assert devices == ["meta", "meta", "meta", "cpu"]
+    with pytest.raises(ConfigError, match=r"maps \[2, 48, 48\] inputs to \[1, 48, 48\], but the simulator's outputs"):
+        check_model(large, (2, 48, 48), (1, 40, 40))
