@@ -35,14 +35,14 @@ def check_model(config: ModelConfig, input_shape: Sequence[int], output_shape: S
     1.5 s: it loads torch's Python decompositions), so that a mistyped width or depth (an autoencoder
     of depth 12 has 3 G parameters) is refused at once instead of after initialising 13 GB of weights.
     """
+    device = "meta"
     try:
-        with torch.device("meta"):
-            parameters = count_parameters(build_model(config, input_shape[0], output_shape[0]))
+        with torch.device(device):
+            model = build_model(config, input_shape[0], output_shape[0])
     except (RuntimeError, NotImplementedError):  # a user's model that cannot be built without memory
-        parameters = 0
-    device = "meta" if parameters > META_CHECK_PARAMETERS else "cpu"
-    with torch.device(device):
-        model = build_model(config, input_shape[0], output_shape[0])
+        model = None
+    if model is None or count_parameters(model) <= META_CHECK_PARAMETERS:
+        model, device = build_model(config, input_shape[0], output_shape[0]), "cpu"
     try:
         with torch.no_grad():
             shape = tuple(model.eval()(torch.zeros(1, *input_shape, device=device)).shape[1:])
