@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import itertools
+import time
 
 import numpy as np
 import pytest
@@ -35,6 +36,14 @@ def test_training_lowers_the_validation_error_and_keeps_the_best_weights():
     best_epoch = min(run.history, key=lambda r: r["val_wmae"])
     run.best_network()
     assert run.validate() == pytest.approx(best_epoch["val_wmae"], rel=1e-5)
+
+
+def test_the_history_records_each_epochs_wall_and_cpu_time():
+    run = make_fit(TrainingConfig(epochs=2, lr=1e-2, batch_size=8, patience=None))
+    assert time.process_time() > 1  # this process's CPU so far (torch's import): not an epoch's
+    record = run.step()
+    assert 0 < record["train_seconds"] <= record["seconds"]
+    assert 0 < record["train_cpu_seconds"] < 0.02 + record["train_seconds"] * torch.get_num_threads()
 
 
 def test_patience_stops_early():
