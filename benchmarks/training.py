@@ -18,7 +18,7 @@ Usage:
     python benchmarks/training.py            # small and study widths of both models (~6 min on 2 cores)
     python benchmarks/training.py --quick    # small widths, fewer samples
     python benchmarks/training.py --quick --repeats 3  # each comparison 3 times: median ratios and their range
-    python benchmarks/training.py --gpu      # add GPU runs (plain and Ray Train, 1 worker)
+    python benchmarks/training.py --gpu      # add GPU runs (plain, a Ray task and Ray Train, 1 worker)
     python benchmarks/training.py --gpu-only # GPU runs only, on 8x the samples (a GPU epoch of 32 is all start-up)
 """
 
@@ -137,11 +137,16 @@ def bench(name: str, width: int, samples: int, epochs: int, cpus: int, gpu: bool
         if gpu:
             plain_gpu = plain_loop(model_cfg, x, y, epochs, cpus, "cuda")
             emit(**common, mode="plain", device="cuda", workers=1, **plain_gpu)
-            run = ray_train(model_cfg, Path(tmp), epochs, 1, 1, gpu=True)
-            emit(**common, mode="ray_train", device="cuda", workers=1, **run)
+            runs = {}
+            for key, mode in (("task", "ray_task"), ("ray1", "ray_train")):
+                runs[key] = ray_train(model_cfg, Path(tmp), epochs, 1, 1, gpu=True, task=mode == "ray_task")
+                emit(**common, mode=mode, device="cuda", workers=1, **runs[key])
             versus_cpu = {"gpu_over_cpu": plain_gpu["samples_per_s"] / plain["samples_per_s"]} if cpu else {}
             emit(bench="training_ratio", model=name, base_channels=width, device="cuda",
-                 ray1_over_plain=run["samples_per_s"] / plain_gpu["samples_per_s"], **versus_cpu)  # fmt: skip
+                 task_over_plain=runs["task"]["samples_per_s"] / plain_gpu["samples_per_s"],
+                 ray1_over_plain=runs["ray1"]["samples_per_s"] / plain_gpu["samples_per_s"],
+                 train1_startup_over_task=runs["ray1"]["startup_s"] / runs["task"]["startup_s"],
+                 **versus_cpu)  # fmt: skip
 
 
 def main() -> None:

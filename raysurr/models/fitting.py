@@ -320,10 +320,13 @@ class Fit:
             return math.nan
         n, batch = len(self.train_x), self.batch
         rounds = math.ceil(self.steps * batch / max(n, 1))
-        perm = torch.cat([torch.randperm(n, generator=self.order) for _ in range(rounds)])
-        total, residual = 0.0, 0.0
+        # One copy of the order to the device and the losses summed there: a per-step copy from pageable
+        # memory or `float(loss)` waits for the GPU, which then idles while Python launches the next step.
+        perm = torch.cat([torch.randperm(n, generator=self.order) for _ in range(rounds)]).to(self.device)
+        total = torch.zeros((), dtype=torch.float64, device=self.device)
+        residual = torch.zeros((), dtype=torch.float64, device=self.device)
         for step in range(self.steps):
-            index = perm[step * batch : (step + 1) * batch].to(self.device)
+            index = perm[step * batch : (step + 1) * batch]
             x, y = self.augment(self.train_x[index], self.train_y[index])
             if self.physics_x is not None:  # the unlabelled batch rides along in the same forward
                 free = torch.randint(len(self.physics_x), (len(index),), generator=self.order).to(self.device)
@@ -334,13 +337,13 @@ class Fit:
             if self.physics_x is not None:
                 physics = self.physics_loss(x[len(index) :], pred[len(index) :])
                 loss = loss + self.settings.physics_weight * physics
-                residual += float(physics.detach())
+                residual += physics.detach()
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
             self.optimizer.step()
-            total += float(loss.detach())
-        self.train_residual = self._all_reduce(residual / self.steps) / self._all_reduce(1.0)
-        return self._all_reduce(total / self.steps) / self._all_reduce(1.0)
+            total += loss.detach()
+        self.train_residual = self._all_reduce(float(residual) / self.steps) / self._all_reduce(1.0)
+        return self._all_reduce(float(total) / self.steps) / self._all_reduce(1.0)
 
     def augment(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Each symmetry applied to each sample (input and target alike) with probability 1/2."""
