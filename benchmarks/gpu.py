@@ -27,6 +27,7 @@ Prints one JSON object per line:
 Usage (where a CUDA device is present; `--device cpu` runs it through on a CPU as a smoke test):
     python benchmarks/gpu.py                 # every family at small and study widths (a few minutes on one GPU)
     python benchmarks/gpu.py --quick         # the small widths, fewer samples, no compile
+    python benchmarks/gpu.py --compile-only --device cpu --samples 256   # does torch.compile pay on this CPU?
 """
 
 from __future__ import annotations
@@ -146,14 +147,15 @@ def bench(name: str, width: int, data: tuple[torch.Tensor, torch.Tensor], epochs
          async_over_sync=ratio(chosen, "bf16_sync"), gpu_over_cpu=ratio(chosen, "cpu"))  # fmt: skip
 
 
-def bench_compile(name: str, width: int, data: tuple[torch.Tensor, torch.Tensor], epochs: int) -> None:
-    """raysurr's GPU setting (bf16, its layout) eager and through `torch.compile`, one after the other."""
+def bench_compile(name: str, width: int, data: tuple[torch.Tensor, torch.Tensor], epochs: int, device: str) -> None:
+    """raysurr's setting (its layout; bf16 on a GPU) eager and through `torch.compile`, one after the other."""
     base, picked, fields = network(name, width)
-    fields["samples"] = len(data[0])
-    eager = timed(fields, "eager", base, data, "cuda", True, picked, False, False, epochs)
-    compiled = timed(fields, "compile", base, data, "cuda", True, picked, True, False, epochs)
+    fields.update(samples=len(data[0]), device=device, threads=torch.get_num_threads())
+    bf16 = device == "cuda"
+    eager = timed(fields, "eager", base, data, device, bf16, picked, False, False, epochs)
+    compiled = timed(fields, "compile", base, data, device, bf16, picked, True, False, epochs)
     if eager and compiled:
-        emit(bench="gpu_compile_ratio", model=name, base_channels=width, compile_s=compiled["compile_s"],
+        emit(bench="gpu_compile_ratio", model=name, base_channels=width, device=device, compile_s=compiled["compile_s"],
              train_compile_over_eager=compiled["train_samples_per_s"] / eager["train_samples_per_s"],
              infer_compile_over_eager=compiled["infer_samples_per_s"] / eager["infer_samples_per_s"])  # fmt: skip
 
@@ -184,13 +186,20 @@ def main() -> None:
     parser.add_argument("--device", default="cuda", help="cuda (default), or cpu to run it through without a GPU")
     parser.add_argument("--epochs", type=int, default=3, help="timed epochs per variant")
     parser.add_argument("--accuracy-epochs", type=int, default=30, help="epochs of the fp32/bf16 accuracy runs")
+    parser.add_argument("--compile-only", action="store_true", help="only eager against torch.compile (any device)")
+    parser.add_argument("--samples", type=int, help="training samples (default 2,048; --quick 512)")
     args = parser.parse_args()
     if args.device == "cuda" and not torch.cuda.is_available():
         raise SystemExit("gpu.py: no CUDA device here; run it on a GPU machine, or pass --device cpu as a smoke test")
     gpu = torch.cuda.get_device_name(0) if args.device == "cuda" else None
     emit(bench="machine", cpus=os.cpu_count(), torch=torch.__version__, gpu=gpu)
-    n = 512 if args.quick else 2048
+    n = args.samples or (512 if args.quick else 2048)
     data = dataset(n, 0)
+    compiled = [("unet", 8), ("unet", 64), ("fno", 32)] if args.device == "cuda" else [("unet", 8), ("fno", 16)]
+    if args.compile_only:
+        for name, width in compiled:
+            bench_compile(name, width, data, args.epochs, args.device)
+        return
     cases = [("unet", 8), ("autoencoder", 8), ("fno", 16)]
     if not args.quick:
         cases += [("unet", 64), ("autoencoder", 64), ("fno", 32)]
@@ -198,8 +207,8 @@ def main() -> None:
         bench(name, width, data, args.epochs, args.device)
     accuracy(data, dataset(256, 1), 5 if args.quick else args.accuracy_epochs, args.device)
     if args.device == "cuda" and not args.quick:  # last: each compile costs tens of seconds
-        for name, width in [("unet", 8), ("unet", 64), ("fno", 32)]:
-            bench_compile(name, width, data, args.epochs)
+        for name, width in compiled:
+            bench_compile(name, width, data, args.epochs, args.device)
 
 
 if __name__ == "__main__":

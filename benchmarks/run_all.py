@@ -7,7 +7,7 @@ recorded with its exit status and the rest still run.
 Usage:
     python benchmarks/run_all.py                       # everything at full size (about an hour on 2 cores)
     python benchmarks/run_all.py --quick               # every benchmark's --quick variant (minutes)
-    python benchmarks/run_all.py --gpu                 # add the GPU variants of training and scoring
+    python benchmarks/run_all.py --gpu                 # add gpu.py and the GPU variants of training and scoring
     python benchmarks/run_all.py --only scoring,training --out runs/bench.json
 
 The output: {"machine": {...}, "started": ..., "benchmarks": {name: {"argv": [...], "returncode": 0,
@@ -26,8 +26,10 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-ORDER = ["simulator", "labeling", "faults", "training", "peers", "learning", "scoring", "round_overhead", "async_loop"]
+ORDER = ["simulator", "labeling", "faults", "training", "peers", "learning", "scoring", "round_overhead", "async_loop",
+         "gpu"]  # fmt: skip
 GPU_FLAGS = {"training": ["--gpu"], "scoring": ["--gpu"]}
+GPU_ONLY = {"gpu"}  # needs a CUDA device: run with --gpu (or named in --only)
 
 
 def machine() -> dict:
@@ -66,11 +68,15 @@ def run_one(name: str, flags: list[str]) -> dict:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="each benchmark's --quick variant")
-    parser.add_argument("--gpu", action="store_true", help="add the GPU variants (training, scoring)")
+    parser.add_argument("--gpu", action="store_true", help="add gpu.py and the GPU variants (training, scoring)")
     parser.add_argument("--only", help=f"comma-separated subset of: {', '.join(ORDER)}")
     parser.add_argument("--out", type=Path, help="output file (default: runs/benchmarks-YYYYmmdd-HHMMSS.json)")
     args = parser.parse_args()
-    names = ORDER if not args.only else [n.strip() for n in args.only.split(",")]
+    names = (
+        [n for n in ORDER if args.gpu or n not in GPU_ONLY]
+        if not args.only
+        else [n.strip() for n in args.only.split(",")]
+    )
     unknown = [n for n in names if n not in ORDER]
     if unknown:
         parser.error(f"unknown benchmark(s) {unknown}; choose from {', '.join(ORDER)}")

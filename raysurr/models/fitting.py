@@ -116,6 +116,9 @@ class FitSpec:
             stream: which shuffling stream (default: the rank's); a sweep trains one per training-set size.
         """
         net, spec = self.surrogate()
+        settings = TrainingConfig(**self.training)
+        if settings.compile:  # lazy: compiles on the first step; `Fit.network` is the bare network still
+            net = torch.compile(net)
         net = wrap(net) if wrap is not None else net.to(device)
         order = torch.Generator().manual_seed(child_seed(self.seed, "order", rank if stream is None else stream))
         warm = (spec.inputs, spec.transform) if self.warm_start else None
@@ -123,7 +126,6 @@ class FitSpec:
         if self.physics is not None:
             inputs, residual = self.physics.inputs(rank, world)
             physics = (inputs.to(device), residual)
-        settings = TrainingConfig(**self.training)
         fit = Fit(net, train, val, settings, order, world, warm_start=warm, physics=physics, symmetries=self.symmetries)
         return fit, spec
 
@@ -209,8 +211,10 @@ class Fit:
 
     @property
     def network(self) -> nn.Module:
-        """The bare network (DDP's `module` when wrapped)."""
-        return getattr(self.model, "module", self.model)
+        """The bare network (inside DDP's `module` and torch.compile's wrapper, where present): what
+        validation runs and checkpoints save."""
+        net = getattr(self.model, "module", self.model)
+        return getattr(net, "_orig_mod", net)
 
     def step(self) -> dict[str, float]:
         """Train one epoch and validate; returns this epoch's record (also appended to `history`)."""

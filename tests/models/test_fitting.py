@@ -179,6 +179,25 @@ def test_every_fit_of_a_spec_starts_from_the_same_weights_and_a_stream_only_chan
     assert not torch.equal(*orders)
 
 
+@pytest.mark.parametrize("options", [{"name": "unet", "base_channels": 2, "depth": 2, "dropout": 0.0},
+                                     {"name": "fno", "base_channels": 4, "depth": 1, "modes": 2}])  # fmt: skip
+def test_a_compiled_spec_trains_the_same_function_and_checkpoints_the_bare_network(options):
+    from raysurr.config import ModelConfig
+    from raysurr.models.fitting import FitSpec
+
+    model = ModelConfig.from_dict(options)  # fno: its spectral layers stay eager (inductor has no complex kernels)
+    settings = TrainingConfig(epochs=3, lr=1e-2, batch_size=8, compile=True)
+    run, _ = FitSpec.of(model, (1, 1), settings, seed=5).start(data(24, 1), data(8, 2), torch.device("cpu"))
+    assert run.model is not run.network and "_orig_mod" not in "".join(run.network.state_dict())
+    x = data(4, 7)[0]
+    torch.testing.assert_close(run.model(x), run.network(x), rtol=1e-4, atol=1e-5)  # compiled against eager
+    first = run.validate()
+    while not run.done:
+        run.step()
+    assert run.best < first
+    torch.testing.assert_close(run.model(x), run.network(x), rtol=1e-4, atol=1e-5)  # one set of weights
+
+
 def test_a_warm_started_spec_fine_tunes_the_checkpoints_weights_at_its_scaling(tmp_path):
     from raysurr.config import ModelConfig
     from raysurr.models.checkpoint import SurrogateSpec, checkpoint_bytes, save_surrogate
