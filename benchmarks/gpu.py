@@ -28,6 +28,7 @@ Usage (where a CUDA device is present; `--device cpu` runs it through on a CPU a
     python benchmarks/gpu.py                 # every family at small and study widths (a few minutes on one GPU)
     python benchmarks/gpu.py --quick         # the small widths, fewer samples, no compile
     python benchmarks/gpu.py --compile-only --device cpu --samples 256   # does torch.compile pay on this CPU?
+    python benchmarks/gpu.py --accuracy-only --device cpu --samples 512 --accuracy-epochs 12   # bf16's accuracy
 """
 
 from __future__ import annotations
@@ -171,7 +172,7 @@ def accuracy(train: tuple[torch.Tensor, torch.Tensor], val: tuple[torch.Tensor, 
         model = build_model(cfg, 1, 1).to(device)
         run = Fit(model, tuple(t.to(device) for t in train), tuple(t.to(device) for t in val), settings,
                   torch.Generator().manual_seed(0))  # fmt: skip
-        run.autocast = precision == "bf16" and device == "cuda"
+        run.autocast = precision == "bf16"  # on a CPU too: slow, but the same bf16 arithmetic with fp32 sums
         start = time.perf_counter()
         while not run.done:
             run.step()
@@ -187,6 +188,7 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=3, help="timed epochs per variant")
     parser.add_argument("--accuracy-epochs", type=int, default=30, help="epochs of the fp32/bf16 accuracy runs")
     parser.add_argument("--compile-only", action="store_true", help="only eager against torch.compile (any device)")
+    parser.add_argument("--accuracy-only", action="store_true", help="only the fp32/bf16 accuracy runs (any device)")
     parser.add_argument("--samples", type=int, help="training samples (default 2,048; --quick 512)")
     args = parser.parse_args()
     if args.device == "cuda" and not torch.cuda.is_available():
@@ -196,6 +198,9 @@ def main() -> None:
     n = args.samples or (512 if args.quick else 2048)
     data = dataset(n, 0)
     compiled = [("unet", 8), ("unet", 64), ("fno", 32)] if args.device == "cuda" else [("unet", 8), ("fno", 16)]
+    if args.accuracy_only:
+        accuracy(data, dataset(256, 1), args.accuracy_epochs, args.device)
+        return
     if args.compile_only:
         for name, width in compiled:
             bench_compile(name, width, data, args.epochs, args.device)
@@ -205,7 +210,8 @@ def main() -> None:
         cases += [("unet", 64), ("autoencoder", 64), ("fno", 32)]
     for name, width in cases:
         bench(name, width, data, args.epochs, args.device)
-    accuracy(data, dataset(256, 1), 5 if args.quick else args.accuracy_epochs, args.device)
+    if args.device == "cuda":  # bf16 on a CPU takes ~8x fp32's time: there, ask for --accuracy-only
+        accuracy(data, dataset(256, 1), 5 if args.quick else args.accuracy_epochs, args.device)
     if args.device == "cuda" and not args.quick:  # last: each compile costs tens of seconds
         for name, width in compiled:
             bench_compile(name, width, data, args.epochs, args.device)
