@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import importlib
+import itertools
 import re
 import types
 import typing
@@ -105,11 +106,20 @@ class PoolConfig(Section):
     candidates: str | None = None  # a Parquet file/folder of the user's own candidate parameters
     eval_cache: str | None = None  # where val/test sets are cached; default: .eval-cache beside the run folder
     eval_seed: int | None = None  # the seed of the val/test sets; default: the run's seed (experiments share one)
+    # how the initial set is drawn from the candidates: random, or a design over their parameters (lhs: Latin
+    # hypercube, sobol: scrambled Sobol points, kmeans: k-means centres over the pool, each snapped to its nearest
+    # candidate; kmeans covers the pool best where there are many parameters)
+    initial_design: str = "random"
 
     def __post_init__(self) -> None:
         self._positive("size", "initial", "val", "test")
         self._positive("eval_seed", allow_zero=True)
         _require(self.initial <= self.size, "pool.initial", f"must be <= pool.size ({self.size}), got {self.initial}")
+        _require(self.initial_design in DESIGNS, "pool.initial_design",
+                 f"must be one of {', '.join(DESIGNS)}, got {self.initial_design!r}")  # fmt: skip
+
+
+DESIGNS = ("random", "lhs", "sobol", "kmeans")  # raysurr.acquisition.design
 
 
 @dataclass(frozen=True)
@@ -129,6 +139,9 @@ class TrainingConfig(Section):
     normalize: str = "auto"  # auto: inputs and targets divided by their largest magnitude per channel; none
     schedule: str = "constant"  # the learning rate within a round: constant, or cosine (lr -> lr/100 over epochs)
     budget_s: float | None = None  # seconds of training per round: the epochs that fit, re-planned after each
+    # at least this many optimizer steps a round: a small training set trains max(epochs, min_steps / steps per epoch)
+    # epochs, so that every size is trained to the same convergence (e.g. retrained from scratch at 250 and 2,000)
+    min_steps: int | None = None
     # auto: every step transforms each training sample by a random combination of the simulator's declared
     # symmetries (none declared: nothing happens); none: train on the labels as they are
     augment: str = "auto"
@@ -141,6 +154,7 @@ class TrainingConfig(Section):
 
     def __post_init__(self) -> None:
         self._positive("epochs", "lr", "batch_size", "patience", "loss_w", "budget_s", "finetune_lr_factor")
+        self._positive("min_steps")
         self._positive("loss_w2", "physics_weight", allow_zero=True)
         _require(self.normalize in ("auto", "none"), "training.normalize",
                  f"must be 'auto' or 'none', got {self.normalize!r}")  # fmt: skip
@@ -164,22 +178,32 @@ class LoopConfig(Section):
     retrain_every: int | None = None  # async: new labels that start the next training; None: batch_size
     max_staleness: int = 1  # async: a label may be selected by a checkpoint at most this many behind the newest
     queue: int | None = None  # async: ids each checkpoint queues, best first; None: 2B, or a learner cycle's worth
+    # sync: the labelled-set size each round trains at, e.g. [250, 500, 1000, 2000] (the labels double, as
+    # AL4PDE and Holzmüller et al. grow them); the first is pool.initial, the run stops after the last (loop.rounds
+    # and batch_size are then unused). None: batch_size more every round
+    sizes: tuple[int, ...] | None = None
 
     def __post_init__(self) -> None:
         self._positive("batch_size", "rounds", "label_budget", "target_val_wmae", "target_test_wmae")
         self._positive("retrain_every", "queue")
         self._positive("max_staleness", allow_zero=True)
         _require(self.mode in ("sync", "async"), "loop.mode", f"must be 'sync' or 'async', got {self.mode!r}")
+        if self.sizes is not None:
+            ok = len(self.sizes) >= 1 and self.sizes[0] > 0 and all(a < b for a, b in itertools.pairwise(self.sizes))
+            _require(ok, "loop.sizes", f"must be increasing positive label counts, got {list(self.sizes)}")
+            _require(self.mode == "sync", "loop.sizes", "is for the sync loop; in async mode set loop.retrain_every")
 
-    @property
-    def retrain_after(self) -> int:
-        """Async: the new labels that start the next training."""
-        return self.retrain_every or self.batch_size
+    def round_size(self, round_idx: int, labeled: int) -> int:
+        """How many samples round `round_idx`'s model selects, `labeled` being labelled: B, or what brings the
+        labelled set to the next of `sizes`.
 
-    @property
-    def queue_size(self) -> int:
-        """Async: the ids each checkpoint selects into the queue at least (`engine.stream` adds a cycle's worth)."""
-        return self.queue or 2 * self.batch_size
+        Example:
+            >>> LoopConfig(sizes=(250, 500, 1000)).round_size(1, 500), LoopConfig(batch_size=100).round_size(1, 500)
+            (500, 100)
+        """
+        if self.sizes is None:
+            return self.batch_size
+        return max(1, self.sizes[min(round_idx + 1, len(self.sizes) - 1)] - labeled)
 
 
 @dataclass(frozen=True)
@@ -309,10 +333,15 @@ class ExperimentConfig(Section):
     seeds: tuple[int, ...] = (0,)
     parallel: int = 1  # runs side by side (each asks for the resources of its config)
     budgets: tuple[int, ...] = ()  # label counts at which report.md compares errors; default: every round's
-    reference: str = "random"  # the acquisition whose full-budget error defines "labels needed"
+    reference: str = "random"  # the acquisition whose learning curve the others' savings are read off
+    # the reference's runs go on to this many labels (loop.label_budget for the others), so that every other
+    # function's error lies on the reference's curve and its saving is interpolated, never extrapolated
+    reference_budget: int | None = None
+    confidence: float = 0.95  # of the report's intervals, Holm/Bonferroni-corrected over the functions compared
 
     def __post_init__(self) -> None:
-        self._positive("parallel")
+        self._positive("parallel", "reference_budget")
+        _require(0.5 <= self.confidence < 1, "experiment.confidence", f"must be in [0.5, 1), got {self.confidence}")
         _require(len(self.seeds) > 0 and len(set(self.seeds)) == len(self.seeds), "experiment.seeds",
                  f"must be a non-empty list of distinct seeds, got {list(self.seeds)}")  # fmt: skip
         _require(all(b > 0 for b in self.budgets), "experiment.budgets", f"must be > 0, got {list(self.budgets)}")
@@ -379,6 +408,15 @@ class Config:
 
     def __post_init__(self) -> None:
         _require(self.seed >= 0, "seed", f"must be >= 0, got {self.seed}")
+        sizes = self.loop.sizes
+        _require(sizes is None or sizes[0] == self.pool.initial, "loop.sizes",
+                 f"starts at {sizes[0] if sizes else None}, the initial set, but pool.initial is {self.pool.initial}: "
+                 "make them equal")  # fmt: skip
+        _require(
+            sizes is None or sizes[-1] <= self.pool.size,
+            "loop.sizes",
+            f"goes up to {sizes[-1] if sizes else None} labels, more than pool.size ({self.pool.size})",
+        )
         _require(bool(NAME.fullmatch(self.name)), "name", f"must be letters, digits, '.', '_' or '-', not starting "
                  f"with '.' or '-' (it names folders and Ray actors), got {self.name!r}")  # fmt: skip
 

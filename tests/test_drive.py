@@ -57,7 +57,7 @@ def test_rounds_csv_and_outputs(reference):
                              "test_mae_source", "test_mae_field", "test_wmae_skill_zero", "test_wmae_skill_mean",
                              "test_mae_skill_zero", "test_mae_skill_mean", "test_wmae_p95", "test_wmae_top10_share",
                              "label_s", "train_s", "score_s", "eval_s", "round_s", "elapsed_s",
-                             "utilisation"]  # fmt: skip
+                             "utilisation", "random_fallback"]  # fmt: skip
     for row in rows:  # each skill is 1 - error / the trivial model's error, the latter measured on the same set
         assert -100 < float(row["test_wmae_skill_zero"]) < 1 and -100 < float(row["test_mae_skill_mean"]) < 1
     assert all(float(r["test_wmae"]) > 0 and float(r["round_s"]) > 0 for r in rows)
@@ -347,3 +347,41 @@ def test_the_physics_term_needs_a_simulator_with_a_residual(monkeypatch):
     with pytest.raises(ConfigError, match="training.physics_weight needs the simulator's residual, and simulator "
                        "'diffusion2d' has none"):  # fmt: skip
         check_run(Config(training=TrainingConfig(physics_weight=1.0)))
+
+
+def test_tod_compares_with_the_last_model_that_differs_when_a_fine_tune_kept_its_start(ray_local, tmp_path):
+    """A warm-started round whose fine-tune never beat its starting weights (here: it diverges at 1e6 x lr) keeps
+    them: TOD against that same model would score 0 everywhere and used to select the pool's first ids. It
+    compares with the last model that differs instead, here the untrained one."""
+    from raysurr.engine.driver import same_weights
+    from raysurr.models.checkpoint import read_checkpoint
+
+    run = tmp_path / "kept"
+    kept = ["training.reinit=false", "training.finetune_lr_factor=1e6", "loop.rounds=3"]
+    assert main(["--config", QUICKSTART, "--run-dir", str(run), *SETS, *[a for s in kept for a in ("--set", s)]]) == 0
+    weights = [read_checkpoint(run / "checkpoints" / f"round_{r:03d}")[1] for r in range(3)]
+    assert same_weights(weights[0], weights[1]) and same_weights(weights[0], weights[2])
+    ids, params, selections = in_process_candidates(run)
+    simulator = build_simulator(Config.from_dict(yaml.safe_load((run / "config.yaml").read_text())).simulator)
+    unlabelled = ~np.isin(ids, selections[0] + selections[1])
+    current, untrained = (raysurr.load_surrogate(run / "checkpoints" / n) for n in ("round_001", "untrained"))
+    with torch.no_grad():
+        x = torch.tensor(simulator.render(params[unlabelled]))
+        scores = (0.5 * (current(x) - untrained(x)) ** 2).flatten(1).sum(1).double().numpy()
+    chosen = scores[np.isin(ids[unlabelled], selections[2])]
+    assert len(chosen) == 8 and (chosen >= np.sort(scores)[::-1][7] * (1 - 2e-7)).all()  # round 1's top 8
+    assert selections[2] != sorted(ids[unlabelled][:8].tolist())  # never the pool's order
+    with (run / "rounds.csv").open() as handle:
+        assert [r["random_fallback"] for r in csv.DictReader(handle)] == ["0", "0", "0"]
+
+
+def test_scores_that_rank_nothing_select_at_random_and_say_so(ray_local, tmp_path):
+    """entropy on a model without dropout scores 0 everywhere: the round selects at random, recorded in rounds.csv."""
+    run = tmp_path / "flat"
+    flat = ["acquisition.name=entropy", "model.dropout=0.0"]
+    assert main(["--config", QUICKSTART, "--run-dir", str(run), *SETS, *[a for s in flat for a in ("--set", s)]]) == 0
+    with (run / "rounds.csv").open() as handle:
+        assert [r["random_fallback"] for r in csv.DictReader(handle)] == ["1", "0"]  # the last round selects nothing
+    ids, _, selections = in_process_candidates(run)
+    first_free = [int(i) for i in ids if i not in selections[0]][:8]
+    assert len(selections[1]) == 8 and selections[1] != first_free

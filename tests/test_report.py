@@ -7,116 +7,116 @@ import math
 import numpy as np
 import pytest
 
-from raysurr.engine.report import (
-    area_under_curve,
-    bootstrap_interval,
-    error_at,
-    labels_needed,
-    paired,
-    savings,
-    verdict,
-    write_report,
-)
+from raysurr.engine.report import Report, area_under_curve, error_at, region_metrics, saving, write_report
 
 
-def rows_for(model: str, acquisition: str, seed: int, errors: list[float]) -> list[dict]:
-    return [{"model": model, "acquisition": acquisition, "seed": seed, "n_labeled": 100 * (i + 1), "test_wmae": e,
-             "test_mae_source": e / 10, "test_mae_field": e / 100, "test_wmae_skill_zero": 1 - e / 8,
+def rows_for(model: str, acquisition: str, seed: int, errors: list[float], start: int = 100,
+             regions: tuple[str, str] = ("source", "field")) -> list[dict]:  # fmt: skip
+    """A run whose labels double from `start`, with these test weighted MAEs."""
+    return [{"model": model, "acquisition": acquisition, "seed": seed, "n_labeled": start * 2**i, "test_wmae": e,
+             f"test_mae_{regions[0]}": e / 10, f"test_mae_{regions[1]}": e / 100, "test_wmae_skill_zero": 1 - e / 8,
              "test_wmae_skill_mean": 1 - e / 6, "test_wmae_p95": 3 * e, "test_wmae_top10_share": 0.3}
             for i, e in enumerate(errors)]  # fmt: skip
 
 
-ROWS = (
-    rows_for("unet", "random", 0, [10, 8, 6, 5])  # full budget 400 labels, target 5
-    + rows_for("unet", "random", 1, [10, 8, 7, 6])  # target 6
-    + rows_for("unet", "tod", 0, [10, 6, 5, 4])  # reaches 5 at 300: saving 400/300
-    + rows_for("unet", "tod", 1, [10, 6, 4, 3])  # reaches 6 at 200: saving 2
-    + rows_for("unet", "entropy", 0, [10, 9, 8, 7])  # never reaches 5
-    + rows_for("unet", "entropy", 1, [10, 9, 6, 6])  # reaches 6 at 300
-)
+# random: error 8 * (n / 100)^-1 up to 800 labels; tod needs 1.8x fewer labels from 200 on (its error at n is random's
+# at 1.8n); entropy is random's twin.
+def study(seeds: int = 6, noise: float = 0.02) -> list[dict]:
+    rng = np.random.default_rng(0)
+    rows = []
+    for seed in range(seeds):
+        jitter = lambda values: [v * math.exp(rng.normal(0, noise)) for v in values]  # noqa: E731
+        rows += rows_for("unet", "random", seed, jitter([8, 4, 2, 1]))
+        rows += rows_for("unet", "tod", seed, [8, *jitter([8 / 3.6, 8 / 7.2])])
+        rows += rows_for("unet", "entropy", seed, [8, *jitter([4, 2])])
+    return rows
 
 
-def test_labels_needed_and_error_at_a_budget():
-    run = rows_for("m", "a", 0, [10, 6, 5, 4])
-    assert labels_needed(run, 5) == 300 and labels_needed(run, 3.9) is None
-    noisy = rows_for("m", "a", 0, [10, 5, 7, 6])
-    assert labels_needed(noisy, 5) == 200 and labels_needed(noisy, 6) == 200  # the best so far, not the last
-    assert error_at(run, 250) == 6 and error_at(run, 400) == 4 and math.isnan(error_at(run, 50))
-    assert math.isnan(error_at(run, 800))  # the run stopped at 400 labels: no error to report at 800
+def test_a_saving_is_read_off_the_references_curve_of_the_same_seed():
+    reference = rows_for("m", "random", 0, [8, 4, 2, 1])
+    run = rows_for("m", "tod", 0, [8, 2.8284, 1.5])
+    assert saving(run, reference, 200) == (pytest.approx(math.sqrt(2), rel=1e-4), None)  # random: 283 labels for 2.83
+    assert saving(run, reference, 400)[0] == pytest.approx(4 / 3)  # 1.5 lies between 400 (2) and 800 (1): 533 labels
+    beyond = rows_for("m", "tod", 0, [8, 2, 0.5])
+    assert saving(beyond, reference, 400) == (2.0, "beyond")  # below random's whole curve: a bound, not a value
+    assert math.isnan(saving(run, reference, 800)[0])  # the run never had 800 labels
 
 
-def test_savings_against_the_reference_per_seed():
-    table = {item["acquisition"]: item for item in savings(ROWS, "random")}
-    assert table["random"]["saving"] == (1.0, 0.0) and table["random"]["reached"] == 2
-    mean, spread = table["tod"]["saving"]
-    assert mean == pytest.approx((400 / 300 + 2) / 2) and spread == pytest.approx(math.dist([400 / 300], [2]) / 2**0.5)
-    assert table["tod"]["labels_needed"][0] == pytest.approx(250)
-    assert table["entropy"]["reached"] == 1 and table["entropy"]["seeds"] == 2
-    assert table["entropy"]["saving"][0] == pytest.approx(400 / 300)
+def test_savings_have_intervals_and_verdicts_that_hold_at_the_seeds_given():
+    report = Report(study(), "random")
+    final = report.savings()
+    tod, entropy = final[("unet", "tod")], final[("unet", "entropy")]
+    assert math.exp(tod["mean"]) == pytest.approx(1.8, rel=0.05) and tod["low"] > 0  # saves 1.8x, interval above 1
+    assert tod["seeds"] == 6 and tod["level"] == pytest.approx(1 - 0.05 / 2)  # two functions compared
+    assert abs(entropy["mean"]) < 0.1 and entropy["low"] < 0 < entropy["high"]  # cannot tell
+    assert tod["p_holm"] == pytest.approx(2 * 2 / 64)  # exact sign-flip floor at 6 seeds, Holm over 2
+    assert report.finals == {"unet": 400}  # random goes on to 800; the others stop at 400
 
 
-def test_report_and_figures_are_written(tmp_path):
-    path = write_report(ROWS, tmp_path, "random", budgets=[200, 400])
-    text = path.read_text()
-    assert "| unet | tod | 2/2 | 250 ± 71 | 1.67 ± 0.47 |" in text
-    assert "| unet | entropy | 1/2 | 300 ± 0 | 1.33 ± 0.00 |" in text
-    assert "| unet | random | 8 ± 0 | 5.5 ± 0.7071 |" in text  # fixed budgets: mean ± std over seeds
+def test_the_report_says_cannot_tell_where_the_corrected_interval_holds_no_difference(tmp_path):
+    text = write_report(study(), tmp_path, "random").read_text()
+    assert "| unet | tod | 400 | 6 | 1.8" in text and "| saves |" in text
+    entropy = next(line for line in text.splitlines() if line.startswith("| unet | entropy | 400 | 6 |"))
+    assert "cannot tell" in entropy
     assert (tmp_path / "learning_curve-unet.png").stat().st_size > 0
-    # final errors: random 5, 6; tod 4, 3; entropy 7, 6 -> skill vs zero 1 - e/8, vs the mean field 1 - e/6
-    assert "| unet | tod | 0.56 ± 0.09 | 0.42 ± 0.12 | — | — |" in text
-    assert "**Not better than a trivial model:** unet/entropy (wMAE vs mean field)." in text
+    few = write_report(study(seeds=1), tmp_path, "random").read_text()
+    assert "too few seeds" in few
 
 
-def test_a_noisy_reference_saves_nothing_against_itself():
-    """The old report had `random` needing 2.6-4x fewer labels than itself: a noisy curve dipped below its
-    own final value early. On the best-so-far curve the reference's saving is 1 by construction."""
-    rows = rows_for("unet", "random", 0, [10, 5, 7, 6]) + rows_for("unet", "random", 1, [9, 8, 4, 6])
-    rows += rows_for("unet", "tod", 0, [5, 5, 5, 5]) + rows_for("unet", "tod", 1, [9, 4, 4, 4])
-    table = {item["acquisition"]: item for item in savings(rows, "random")}
-    assert table["random"]["saving"] == (1.0, 0.0)
-    assert table["tod"]["saving"][0] == pytest.approx((200 / 100 + 300 / 200) / 2)  # targets 5 and 4
+def test_the_oracle_share_is_on_a_log_scale(tmp_path):
+    rows = study()
+    rng = np.random.default_rng(1)
+    for seed in range(6):  # the oracle saves 2.83x: tod (1.8x) has log(1.8) / log(2.83) of its room
+        rows += rows_for("unet", "oracle", seed, [8] + [e * math.exp(rng.normal(0, 0.01)) for e in (1.414, 0.707)])
+    table = Report(rows, "random", bound="oracle").savings(200)
+    share = table[("unet", "tod")]["mean"] / table[("unet", "oracle")]["mean"]
+    assert share == pytest.approx(math.log(1.8) / math.log(2.828), abs=0.05)
+    text = write_report(rows, tmp_path, "random", bound="oracle").read_text()
+    assert "share of oracle" in text and f"| {share:.0%} |" in text
 
 
-def test_area_under_the_curve_is_the_mean_error_over_log_labels():
+def test_paired_ratios_and_areas_per_seed():
+    report = Report(study(noise=0.0), "random")
+    ratio = report.differences("test_wmae")[("unet", "tod")]
+    assert math.exp(ratio["mean"]) == pytest.approx(1 / 1.8) and not math.isnan(ratio["low"])
+    area = report.areas()[("unet", "tod")]
+    tod, random = rows_for("u", "t", 0, [8, 8 / 3.6, 8 / 7.2]), rows_for("u", "r", 0, [8, 4, 2, 1])
+    assert area["mean"] == pytest.approx(area_under_curve(tod) - area_under_curve(random, up_to=400))
+
+
+def test_area_under_the_curve_is_the_mean_log_error_over_log_labels():
     run = rows_for("m", "a", 0, [10, 8, 6, 5])
-    x, y = np.log([100, 200, 300, 400]), np.array([10, 8, 6, 5])
+    x, y = np.log([100, 200, 400, 800]), np.log([10, 8, 6, 5])
     expected = sum((y[i] + y[i + 1]) / 2 * (x[i + 1] - x[i]) for i in range(3)) / (x[-1] - x[0])
     assert area_under_curve(run) == pytest.approx(expected)
-    assert area_under_curve(rows_for("m", "a", 0, [7, 7, 7])) == pytest.approx(7)
+    assert area_under_curve(rows_for("m", "a", 0, [7, 7, 7])) == pytest.approx(math.log(7))
 
 
-def test_bootstrap_interval_and_verdicts():
-    low, high = bootstrap_interval([-1.0, -3.0])
-    assert (low, high) == (-3.0, -1.0)  # resampled means of two values: -3, -2 or -1
-    rng = np.random.default_rng(0)
-    values = rng.normal(0.5, 1.0, size=40)
-    low, high = bootstrap_interval(values)
-    half = 1.96 * values.std(ddof=1) / np.sqrt(40)  # the normal approximation, for a sample this size
-    assert low == pytest.approx(values.mean() - half, abs=0.1) and high == pytest.approx(values.mean() + half, abs=0.1)
-    assert (
-        verdict((-3.0, -1.0)) == "lower" and verdict((0.5, 2.0)) == "higher" and verdict((-1.0, 1.0)) == "cannot tell"
-    )
-    assert verdict(bootstrap_interval([1.0])) == "too few seeds"
+def test_error_at_a_budget():
+    run = rows_for("m", "a", 0, [10, 6, 5, 4])
+    assert error_at(run, 250) == 6 and error_at(run, 800) == 4 and math.isnan(error_at(run, 50))
+    assert math.isnan(error_at(run, 1600))  # the run stopped at 800 labels: no error to report at 1600
 
 
-def test_paired_differences_per_seed():
-    table = {item["acquisition"]: item for item in paired(ROWS, "random")}
-    assert set(table) == {"tod", "entropy"}
-    mean, interval = table["tod"]["final"]  # 4 - 5 and 3 - 6
-    assert mean == -2 and interval == (-3.0, -1.0) and verdict(interval) == "lower"
-    assert table["tod"]["relative"] == pytest.approx((-1 / 5 - 3 / 6) / 2)
-    mean, interval = table["entropy"]["final"]  # 7 - 5 and 6 - 6
-    assert mean == 1 and verdict(interval) == "cannot tell"
-    area = table["tod"]["area"][0]
-    expected = np.mean([area_under_curve(rows_for("u", "t", 0, a)) - area_under_curve(rows_for("u", "r", 0, b))
-                        for a, b in [([10, 6, 5, 4], [10, 8, 6, 5]), ([10, 6, 4, 3], [10, 8, 7, 6])]])  # fmt: skip
-    assert area == pytest.approx(expected)
+def test_a_simulator_with_its_own_regions_gets_its_own_columns(tmp_path):
+    rows = [row for seed in range(2) for acquisition in ("random", "tod")
+            for row in rows_for("unet", acquisition, seed, [8, 4, 2], regions=("stack", "air"))]  # fmt: skip
+    assert list(region_metrics(rows)) == ["test_wmae", "test_wmae_p95", "test_mae_stack", "test_mae_air"]
+    assert write_report(rows, tmp_path, "random").stat().st_size > 0
 
 
 def test_report_flags_errors_that_leave_acquisition_nothing_to_find(tmp_path):
-    even = [dict(row, test_wmae_top10_share=0.12) for row in ROWS]
-    text = write_report(even, tmp_path, "random", budgets=[400]).read_text()
+    even = [dict(row, test_wmae_top10_share=0.12) for row in study()]
+    text = write_report(even, tmp_path, "random").read_text()
     assert "unet: `random`'s final errors are nearly even over the test samples (the worst 10% hold 12%" in text
-    text = write_report(ROWS, tmp_path, "random", budgets=[400]).read_text()
-    assert "nearly even" not in text and "| unet | tod | 10.5 ± 2.121 | 0.30 ± 0.00 |" in text
-    assert "| unet | tod | 2 | -2 [-3, -1] | -35% | lower |" in text
+    assert "nearly even" not in write_report(study(), tmp_path, "random").read_text()
+
+
+def test_skill_and_trivial_models(tmp_path):
+    rows = study(noise=0.0)
+    text = write_report(rows, tmp_path, "random").read_text()
+    # at the final budget (400) errors: random 2, tod 1.11, entropy 2 -> skill vs zero 1 - e/8, vs the mean 1 - e/6
+    assert "| unet | tod | 0.86 ± 0.00 | 0.81 ± 0.00 | — | — |" in text
+    worse = [dict(row, test_wmae_skill_mean=-0.1) if row["acquisition"] == "entropy" else row for row in rows]
+    assert "**Not better than a trivial model:** unet/entropy (wMAE vs mean field)." in write_report(
+        worse, tmp_path, "random").read_text()  # fmt: skip

@@ -60,12 +60,19 @@ def test_ray_data_scores_equal_in_process_scores(setup):
 
 
 def test_entropy_and_coreset_through_ray(setup):
-    root, _, _, checkpoints = setup
+    """Core-Set's vectors from Ray Data equal the same features computed in this process (sorted by id both)."""
+    root, ids, params, checkpoints = setup
     base = {"checkpoints": checkpoints[:1], "simulator": SIMULATOR}
     entropy = score_pool(root / "pool", {**base, "acquisition": AcquisitionConfig(name="entropy")}, ResourcesConfig())
     assert entropy["score"].shape == (200,) and np.isfinite(entropy["score"]).all() and (entropy["score"] > 0).all()
     coreset = score_pool(root / "pool", {**base, "acquisition": AcquisitionConfig(name="coreset")}, ResourcesConfig())
-    assert coreset["vector"].shape == (200, 12)  # base_channels 3, depth 3: 12 bottleneck channels
+    assert coreset["vector"].shape == (200, 512)  # the output layer's input, count-sketched to 512 numbers
+    here = in_process({**base, "acquisition": AcquisitionConfig(name="coreset")}, ids, params)
+    assert np.array_equal(coreset["sample_id"], here["sample_id"])
+    np.testing.assert_allclose(coreset["vector"], here["vector"], rtol=1e-5, atol=1e-6)  # the same sketch everywhere
+    section = AcquisitionConfig(name="coreset", options={"features": "bottleneck"})
+    bottleneck = score_pool(root / "pool", {**base, "acquisition": section}, ResourcesConfig())
+    assert bottleneck["vector"].shape == (200, 12)  # base_channels 3, depth 3: 12 bottleneck channels
 
 
 def write_samples(folder, ids: np.ndarray) -> None:
@@ -153,7 +160,7 @@ def test_fno_scores_through_ray_data_as_in_process(setup, tmp_path):
     np.testing.assert_allclose(scored["score"], in_process(kwargs, ids, params)["score"], rtol=1e-5, atol=1e-9)
     base = {"checkpoints": checkpoints[:1], "simulator": SIMULATOR}
     coreset = score_pool(root / "pool", {**base, "acquisition": AcquisitionConfig(name="coreset")}, ResourcesConfig())
-    assert coreset["vector"].shape == (200, 4)
+    assert coreset["vector"].shape == (200, 512)
     entropy = score_pool(root / "pool", {**base, "acquisition": AcquisitionConfig(name="entropy")}, ResourcesConfig())
     assert (entropy["score"] > 0).all()  # its dropout makes the MC passes differ
 

@@ -56,6 +56,8 @@ class Needs:
         vectors: the per-candidate vectors `select` reads: None, "embedding" (the simulator's
             parameter embedding) or "features" (the first member's latent features, labelled set too).
         residual: `score_batch` uses the simulator's `residual` (handed over by `bind`).
+        truth: `score_batch` receives the candidates' true outputs as `targets`: the simulator labels the whole
+            pool every round, which no real campaign can afford (the hindsight `oracle`, a benchmark's bound).
 
     Example:
         >>> Needs(members=1, previous=True, scores=True).checkpoints
@@ -67,12 +69,15 @@ class Needs:
     scores: bool = False
     vectors: Literal["embedding", "features"] | None = None
     residual: bool = False
+    truth: bool = False
 
     def __post_init__(self) -> None:
         if self.members < 0 or self.vectors not in (None, "embedding", "features"):
             raise ValueError(f"invalid acquisition needs: members {self.members}, vectors {self.vectors!r}")
         if self.members == 0 and (self.previous or self.scores or self.residual or self.vectors == "features"):
             raise ValueError("a function that scores, compares rounds or reads features needs members >= 1")
+        if self.truth and not self.scores:
+            raise ValueError("a function that reads the true outputs (truth) must score")
 
     @property
     def checkpoints(self) -> int:
@@ -92,8 +97,14 @@ class AbstractAcquisition(abc.ABC):
             raise NotImplementedError(f"{type(self).__name__} needs the simulator's residual: override bind")
 
     def score_batch(self, models: Sequence[nn.Module], x: torch.Tensor) -> torch.Tensor | None:
-        """x: [b, C, H, W] -> scores [b] (higher: more worth labelling), or None if unused."""
+        """x: [b, C, H, W] -> scores [b] (higher: more worth labelling), or None if unused. A function whose
+        `needs.truth` also receives `targets=`, the candidates' true outputs [b, *output_shape]."""
         return None
+
+    def features_batch(self, models: Sequence[nn.Module], x: torch.Tensor) -> torch.Tensor:
+        """x: [b, C, H, W] -> the selection vectors [b, E] of a function whose `needs.vectors` is "features":
+        the first member's latent features (override to choose others)."""
+        return models[0].features(x)
 
     @abc.abstractmethod
     def select(self, candidates: Candidates, k: int, rng: np.random.Generator) -> np.ndarray:
@@ -111,11 +122,47 @@ def check_k(candidates: Candidates, k: int) -> None:
         )
 
 
-def top_k(candidates: Candidates, k: int) -> np.ndarray:
-    """Ids of the k highest scores; ties broken by position, so the result is deterministic."""
+def count_sketch(values: torch.Tensor, dims: int, seed: int = 0) -> torch.Tensor:
+    """[n, F] -> [n, dims]: a random projection that keeps inner products in expectation (a count sketch: each
+    feature is added, with a random sign, to one of `dims` buckets). The same `seed` and F give the same
+    projection in every process, so vectors from different scoring workers compare.
+
+    Example:
+        >>> count_sketch(torch.ones(2, 1000), 64).shape
+        torch.Size([2, 64])
+    """
+    width = values.shape[1]
+    generator = torch.Generator().manual_seed(seed)
+    bucket = torch.randint(dims, (width,), generator=generator).to(values.device)
+    sign = (torch.randint(2, (width,), generator=generator) * 2 - 1).to(values.device, values.dtype)
+    return values.new_zeros(len(values), dims).index_add_(1, bucket, values * sign)
+
+
+FEATURES = ("last_layer", "bottleneck")
+
+
+def latent_features(model: nn.Module, x: torch.Tensor, kind: str, dims: int) -> torch.Tensor:
+    """Selection vectors of the model for inputs x: [b, E].
+
+    Args:
+        kind: `last_layer` — the map the output layer reads, flattened and count-sketched to `dims` numbers. For
+            a 1x1 output layer (the U-Net's) its inner products are those of the per-sample gradients of every
+            output with respect to the output layer's weights: the randomly projected last-layer gradient
+            features of Holzmüller et al. (2023) and AL4PDE. `bottleneck` — the model's own `features` (the
+            U-Net's bottleneck averaged over space).
+    """
+    if kind == "bottleneck":
+        return model.features(x)
+    return count_sketch(model.last_hidden(x).flatten(1), dims)
+
+
+def top_k(candidates: Candidates, k: int, rng: np.random.Generator | None = None) -> np.ndarray:
+    """Ids of the k highest scores. Ties are broken at random with `rng` (by position without one), so that
+    equal scores (a model compared with itself, say) never select in the pool's order."""
     check_k(candidates, k)
-    order = np.argsort(-np.asarray(candidates.scores, dtype=np.float64), kind="stable")
-    return candidates.ids[order[:k]]
+    scores = np.asarray(candidates.scores, dtype=np.float64)
+    tie_break = rng.permutation(len(scores)) if rng is not None else np.arange(len(scores))
+    return candidates.ids[np.lexsort((tie_break, -scores))[:k]]
 
 
 class _Geometry:
@@ -161,19 +208,32 @@ def k_center(vectors: np.ndarray, centres: np.ndarray | None, k: int, rng: np.ra
         vectors: [N, E] candidates; centres: [L, E] already chosen (the labelled set), or None.
 
     Returns:
-        [k] indices into `vectors`. Without centres the first pick is random.
+        [k] distinct indices into `vectors`. Without centres the first pick is random. Where every candidate left
+        is at distance 0 (duplicates, collapsed features) the picks go on in index order, never repeating one.
     """
+    check_k(Candidates(np.arange(len(vectors))), k)
     space = _Geometry(vectors)
     if centres is not None and len(centres):
         (distance, _), picks = space.to_nearest(centres), []
     else:
         picks = [int(rng.integers(len(space.vectors)))]
         distance = space.to_one(picks[0])
+    distance[picks] = -1.0  # chosen: below every distance (>= 0), so never chosen again
     while len(picks) < k:
         pick = int(np.argmax(distance))
         picks.append(pick)
         np.minimum(distance, space.to_one(pick), out=distance)
+        distance[pick] = -1.0
     return np.array(picks, dtype=np.int64)
+
+
+def shortlist_k_center(candidates: Candidates, k: int, shortlist: float, rng: np.random.Generator) -> np.ndarray:
+    """The ids of k candidates by k-centre (from the labelled set, in `vectors`) among the `shortlist`·k with the
+    highest scores: high scores, and not one cluster of them."""
+    check_k(candidates, k)
+    size = min(len(candidates.ids), int(np.ceil(shortlist * k)))
+    short = candidates.subset(np.argsort(-np.asarray(candidates.scores), kind="stable")[:size])
+    return short.ids[k_center(short.vectors, short.labeled_vectors, k, rng)]
 
 
 def largest_cluster_max_distance(vectors: np.ndarray, centres: np.ndarray | None, k: int) -> np.ndarray:

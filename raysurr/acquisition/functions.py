@@ -11,18 +11,21 @@ import torch
 from torch import nn
 
 from raysurr.acquisition.base import (
+    FEATURES,
     AbstractAcquisition,
     Candidates,
     Needs,
     check_k,
     k_center,
     largest_cluster_max_distance,
+    latent_features,
     register_acquisition,
+    shortlist_k_center,
     top_k,
 )
 from raysurr.errors import ConfigError
 from raysurr.models.layers import mc_dropout
-from raysurr.models.losses import source_weight
+from raysurr.models.losses import per_sample_weighted_mae, source_weight
 
 
 @register_acquisition("random")
@@ -38,7 +41,7 @@ class AbstractTopK(AbstractAcquisition):
     """Scores every candidate and takes the k highest."""
 
     def select(self, candidates: Candidates, k: int, rng: np.random.Generator) -> np.ndarray:
-        return top_k(candidates, k)
+        return top_k(candidates, k, rng)
 
 
 @register_acquisition("entropy")
@@ -109,11 +112,36 @@ class Diversity(AbstractAcquisition):
         return candidates.ids[k_center(candidates.vectors, candidates.labeled_vectors, k, rng)]
 
 
-@register_acquisition("coreset")
-class Coreset(Diversity):
-    """Core-Set: greedy k-centre on the model's latent features, starting from the labelled set."""
+class AbstractFeatureSelection(AbstractAcquisition):
+    """Selects on the first model's latent features of the candidates and of the labelled set.
+
+    Args:
+        features: `last_layer` (default; the map the output layer reads, count-sketched to `dims` numbers: the
+            last-layer gradient features of Holzmüller et al. and AL4PDE) or `bottleneck` (the model's
+            `features`, e.g. the U-Net's bottleneck averaged over space).
+        dims: the sketch's size for `last_layer`.
+    """
 
     needs = Needs(members=1, vectors="features")
+
+    def __init__(self, features: str = "last_layer", dims: int = 512) -> None:
+        if features not in FEATURES:
+            raise ConfigError(f"acquisition.features must be one of {', '.join(FEATURES)}, got {features!r}")
+        if not isinstance(dims, int) or dims < 1:
+            raise ConfigError(f"acquisition.dims must be an integer >= 1, got {dims!r}")
+        self.features, self.dims = features, dims
+
+    def features_batch(self, models: Sequence[nn.Module], x: torch.Tensor) -> torch.Tensor:
+        return latent_features(models[0], x, self.features, self.dims)
+
+
+@register_acquisition("coreset")
+class Coreset(AbstractFeatureSelection):
+    """Core-Set: greedy k-centre on the model's latent features, starting from the labelled set."""
+
+    def select(self, candidates: Candidates, k: int, rng: np.random.Generator) -> np.ndarray:
+        check_k(candidates, k)
+        return candidates.ids[k_center(candidates.vectors, candidates.labeled_vectors, k, rng)]
 
 
 @register_acquisition("pre")
@@ -137,16 +165,87 @@ class PhysicsResidual(AbstractTopK):
 
 
 @register_acquisition("lcmd")
-class LCMD(AbstractAcquisition):
+class LCMD(AbstractFeatureSelection):
     """Largest-cluster maximum distance on the model's latent features, from the labelled set (AL4PDE's
     best feature-space method): the farthest member of the cluster with the largest summed squared
     distance to its centre, k times."""
 
-    needs = Needs(members=1, vectors="features")
-
     def select(self, candidates: Candidates, k: int, rng: np.random.Generator) -> np.ndarray:
         check_k(candidates, k)
         return candidates.ids[largest_cluster_max_distance(candidates.vectors, candidates.labeled_vectors, k)]
+
+
+@register_acquisition("estimated_error")
+class EstimatedError(AbstractTopK):
+    """The model's weighted MAE on each candidate, estimated from the residual of the governing equations on its
+    prediction: the simulator's `error_estimate` (diffusion2d: a few Jacobi sweeps of the residual through the
+    operator) turns the residual into an error field, weighted as the test metric weighs it. One forward pass,
+    no labels. Wrap it in `stochastic` to sample in proportion to the estimate (docs/acquisition.md).
+
+    Args:
+        effort: how much work the estimate may do (diffusion2d: the sweeps).
+        w, w2: the weighted MAE's weights (the training loss's by default).
+    """
+
+    needs = Needs(members=1, scores=True, residual=True)
+
+    def __init__(self, effort: int = 60, w: float = 1.0, w2: float = 2000.0) -> None:
+        if not isinstance(effort, int) or effort < 1:
+            raise ConfigError(f"acquisition.effort must be an integer >= 1, got {effort!r}")
+        self.effort, self.w, self.w2 = effort, w, w2
+
+    def bind(self, simulator: Any) -> None:
+        if getattr(simulator, "error_estimate", None) is None:
+            name = getattr(type(simulator), "registered_name", type(simulator).__name__)
+            raise ConfigError(f"acquisition estimated_error needs the simulator's error_estimate, and simulator "
+                              f"{name!r} has none; give it one (docs/simulators.md) or choose another "
+                              "function")  # fmt: skip
+        self.estimate = simulator.error_estimate
+
+    @torch.no_grad()
+    def score_batch(self, models: Sequence[nn.Module], x: torch.Tensor) -> torch.Tensor:
+        pred = models[0].eval()(x)
+        scaled = metric_scale(models[0])
+        error = scaled(pred) - scaled(pred - self.estimate(x, pred, self.effort))
+        # weighted as the metric weighs the truth, by the prediction: the truth is what is unknown
+        return (source_weight(scaled(pred), self.w, self.w2) * error.abs()).flatten(1).mean(1)
+
+
+@register_acquisition("oracle")
+class Oracle(AbstractAcquisition):
+    """Hindsight: the simulator labels every candidate, and the model's true weighted MAE on each is its score.
+
+    No real campaign can do this (it spends a simulator run on every candidate, every round): it is the bound a
+    benchmark measures the other functions against. Selection takes the k-centre (in the simulator's embedding,
+    from the labelled set) of the `shortlist`·k largest errors, so that a batch is not one cluster; wrapped in
+    `stochastic` it samples in proportion to the error instead.
+
+    Args:
+        shortlist: the candidates k-centre chooses among, as a multiple of k (1: the k largest errors).
+        w, w2: the weighted MAE's weights (the training loss's by default).
+    """
+
+    needs = Needs(members=1, scores=True, vectors="embedding", truth=True)
+
+    def __init__(self, shortlist: float = 4.0, w: float = 1.0, w2: float = 2000.0) -> None:
+        if shortlist < 1:
+            raise ConfigError(f"acquisition.shortlist must be >= 1, got {shortlist}")
+        self.shortlist, self.w, self.w2 = shortlist, w, w2
+
+    @torch.no_grad()
+    def score_batch(self, models: Sequence[nn.Module], x: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        scaled = metric_scale(models[0])
+        return per_sample_weighted_mae(scaled(models[0].eval()(x)), scaled(targets), self.w, self.w2)
+
+    def select(self, candidates: Candidates, k: int, rng: np.random.Generator) -> np.ndarray:
+        return shortlist_k_center(candidates, k, self.shortlist, rng)
+
+
+def metric_scale(model: nn.Module):
+    """The scaling the test metric applies to a surrogate's outputs (its validation targets' scale); none for a
+    bare network."""
+    metric = getattr(model, "metric", None)
+    return metric.forward if metric is not None else (lambda t: t)
 
 
 @register_acquisition("stochastic")
@@ -170,8 +269,8 @@ class StochasticBatch(AbstractAcquisition):
     def bind(self, simulator: Any) -> None:
         self.inner.bind(simulator)
 
-    def score_batch(self, models, x):
-        return self.inner.score_batch(models, x)
+    def score_batch(self, models, x, **targets):
+        return self.inner.score_batch(models, x, **targets)
 
     def select(self, candidates: Candidates, k: int, rng: np.random.Generator) -> np.ndarray:
         check_k(candidates, k)
@@ -198,15 +297,11 @@ class Hybrid(AbstractAcquisition):
     def bind(self, simulator: Any) -> None:
         self.inner.bind(simulator)
 
-    def score_batch(self, models, x):
-        return self.inner.score_batch(models, x)
+    def score_batch(self, models, x, **targets):
+        return self.inner.score_batch(models, x, **targets)
 
     def select(self, candidates: Candidates, k: int, rng: np.random.Generator) -> np.ndarray:
-        check_k(candidates, k)
-        size = min(len(candidates.ids), int(np.ceil(self.shortlist * k)))
-        best = np.argsort(-np.asarray(candidates.scores), kind="stable")[:size]
-        short = candidates.subset(best)
-        return short.ids[k_center(short.vectors, short.labeled_vectors, k, rng)]
+        return shortlist_k_center(candidates, k, self.shortlist, rng)
 
 
 def wrapped(inner: Mapping[str, Any] | None, wrapper: str) -> AbstractAcquisition:

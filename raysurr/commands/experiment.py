@@ -22,13 +22,16 @@ from __future__ import annotations
 import argparse
 import contextlib
 import csv
+import math
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import ray
 from ray.exceptions import RayActorError, RayTaskError
 
+from raysurr.acquisition import build_acquisition
 from raysurr.commands.common import (
     Parser,
     add_address_argument,
@@ -85,13 +88,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     config = config_from_args(args)
     if not config.experiment.acquisitions:
         raise ConfigError("experiment.acquisitions is empty: name the functions to compare, e.g. {random: {}, tod: {}}")
+    return start_grid(config, args.out, "experiment", args.address, experiment)
+
+
+def start_grid(config: Config, out: Path | None, kind: str, address: str | None,
+               run: Callable[[Path, Config], int]) -> int:  # fmt: skip
+    """Check a grid, then create its folder (`out`, or runs/KIND-NAME-TIME) with its config and `run` it."""
     check_grid(config)  # before the folder exists: a mistake leaves nothing behind
-    folder = output_folder(args.out, f"experiment-{config.name}", "experiment")
-    connect(args.address)
+    folder = output_folder(out, f"{kind}-{config.name}", kind)
+    connect(address)
     check_grid_resources(config)
-    with claim_new_folder(folder, "experiment"):
+    with claim_new_folder(folder, kind):
         write_config(config, folder)
-        return experiment(folder, config)
+        return run(folder, config)
 
 
 def experiment(folder: Path, config: Config) -> int:
@@ -122,13 +131,47 @@ def plan(config: Config) -> dict[tuple[str, str, int], Config]:
             for acquisition, acquisition_section in grid.sections("acquisitions").items():
                 data = set_keys(base, {"name": f"{config.name}-{model}-{acquisition}-s{seed}", "seed": seed,
                                        "pool.eval_seed": config.seed, "pool.eval_cache": eval_cache})  # fmt: skip
+                if acquisition == grid.reference and grid.reference_budget:
+                    data = set_keys(data, reference_loop(config, grid.reference_budget))
                 data["model"], data["acquisition"] = model_section, acquisition_section
                 runs[(model, acquisition, seed)] = Config.from_dict(data)
     return runs
 
 
+def reference_loop(config: Config, budget: int) -> dict[str, Any]:
+    """The loop keys of the reference's runs, which go on to `budget` labels: its label budget, enough rounds, and
+    `loop.sizes` continued at their last ratio (the last size `budget`)."""
+    loop = config.loop
+    if not loop.sizes:
+        rounds = math.ceil((budget - config.pool.initial) / loop.batch_size) + 1
+        return {"loop.label_budget": budget, "loop.rounds": max(loop.rounds, rounds)}
+    sizes, ratio = list(loop.sizes), loop.sizes[-1] / loop.sizes[-2] if len(loop.sizes) > 1 else 2.0
+    while sizes[-1] < budget:
+        sizes.append(min(budget, max(sizes[-1] + 1, round(sizes[-1] * ratio))))
+    return {"loop.label_budget": budget, "loop.sizes": sizes}
+
+
+def check_reference_budget(config: Config) -> None:
+    """`experiment.reference_budget` lets the reference go on past the others' last label count."""
+    loop, reference = config.loop, config.experiment.reference_budget
+    budget = loop.sizes[-1] if loop.sizes else loop.label_budget
+    if reference is not None and (budget is None or reference <= budget):
+        raise ConfigError(f"experiment.reference_budget ({reference}) is where the reference's runs stop, past the "
+                          f"others' last label count (loop.sizes or loop.label_budget: {budget}); set it above "
+                          "that")  # fmt: skip
+
+
+def oracle_label(config: Config) -> str | None:
+    """The label of the grid's hindsight oracle arm (a function that reads the true outputs), if it has one."""
+    for label, section in config.experiment.sections("acquisitions").items():
+        if build_acquisition(section).needs.truth:
+            return label
+    return None
+
+
 def check_grid(config: Config) -> None:
     """Every architecture and acquisition function of the grid exists and builds."""
+    check_reference_budget(config)
     for run_config in {(c.model.name, c.acquisition.name): c for c in plan(config).values()}.values():
         check_run(run_config)
 
@@ -217,4 +260,6 @@ def summarize(folder: Path, config: Config) -> None:
         writer = csv.DictWriter(handle, fieldnames=[*KEYS, "run", *columns])
         writer.writeheader()
         writer.writerows(rows)
-    write_report(read_summary(folder / "summary.csv"), folder, config.experiment.reference, config.experiment.budgets)
+    grid = config.experiment
+    write_report(read_summary(folder / "summary.csv"), folder, grid.reference, grid.budgets, oracle_label(config),
+                 grid.confidence)  # fmt: skip

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import pyarrow.parquet as pq
 import ray
 import ray.data
@@ -26,13 +27,14 @@ import torch
 
 from raysurr.acquisition import build_acquisition
 from raysurr.config import AcquisitionConfig, Config, ResourcesConfig, SimulatorConfig, load_plugins
+from raysurr.data.store import write_text
 from raysurr.distributed.runtime import check_fits
 from raysurr.errors import DatasetError
 from raysurr.models.checkpoint import checkpoint_bytes, load_surrogate
-from raysurr.models.losses import error_spread, per_sample_weighted_mae, roi_mae
+from raysurr.models.losses import error_metrics, error_spread, per_sample_weighted_mae, roi_mae
 from raysurr.progress import Progress
 from raysurr.seeding import child_seed
-from raysurr.simulators import build_simulator
+from raysurr.simulators import build_simulator, evaluation_section, run_simulation
 
 # Beside the error metrics (`losses.error_metrics`), each evaluation has the same errors of two trivial
 # models, predicting zero and the training set's mean target, and its skill against each:
@@ -133,18 +135,25 @@ def read_splits(splits: dict[str, Path], resources: ResourcesConfig) -> Splits:
 
 
 def evaluate_splits(
-    checkpoint: str | Path, splits: dict[str, Path] | Splits, config: Config
+    checkpoint: str | Path, splits: dict[str, Path] | Splits, config: Config, samples_to: Path | None = None
 ) -> dict[str, dict[str, float]]:
     """`evaluate` over several splits in one Ray Data pass, not one each.
 
     Args:
         splits: Parquet folders by split name, or the `read_splits` of them (read once, evaluated every round).
+        samples_to: a CSV file to write every sample's errors to (`split`, `sample_id`, `error_metrics`), e.g. for
+            where a model errs and how unevenly (`raysurr headroom`).
     """
     check_score_fit(config.resources)
     if not isinstance(splits, Splits):
         splits = read_splits(splits, config.resources)
     frame = _metrics(checkpoint, splits.dataset, config)
-    return {name: _means(frame[np.isin(frame["sample_id"], members)]) for name, members in splits.ids.items()}
+    parts = {name: frame[np.isin(frame["sample_id"], members)] for name, members in splits.ids.items()}
+    if samples_to is not None:
+        columns = ["sample_id", *error_metrics(build_simulator(config.simulator).regions)]
+        table = pd.concat([part[columns].assign(split=name) for name, part in parts.items()])
+        write_text(samples_to, table[["split", *columns]].sort_values(["split", "sample_id"]).to_csv(index=False))
+    return {name: _means(part) for name, part in parts.items()}
 
 
 def _means(frame) -> dict[str, float]:
@@ -237,6 +246,8 @@ class PoolScorer:
         self.models = [load_surrogate(path, self.device) for path in checkpoints]
         self.simulator = build_simulator(simulator)
         self.acquisition.bind(self.simulator)
+        # The hindsight oracle's true outputs: the simulator's evaluation settings (exact and at once where it has them)
+        self.labeller = build_simulator(evaluation_section(simulator)) if self.acquisition.needs.truth else None
         self.exclude = np.asarray(exclude if exclude is not None else [], dtype=np.int64)
         self.seed = seed
 
@@ -253,10 +264,14 @@ class PoolScorer:
             return {**out, "score": np.empty(0), **({"vector": np.empty((0, 1))} if self._features else {})}
         x = torch.tensor(self.simulator.render(params), device=self.device)
         torch.manual_seed(child_seed(self.seed, "score", int(ids[0])))  # MC dropout: the same masks for the same batch
-        scores = self.acquisition.score_batch(self.models, x)
+        truth = {}
+        if self.labeller is not None:
+            outputs = run_simulation(self.labeller, params, ids).outputs
+            truth = {"targets": torch.tensor(outputs, device=self.device)}
+        scores = self.acquisition.score_batch(self.models, x, **truth)
         out["score"] = np.zeros(len(ids)) if scores is None else scores.double().cpu().numpy()
         if self._features:
-            out["vector"] = self.models[0].features(x).double().cpu().numpy()
+            out["vector"] = self.acquisition.features_batch(self.models, x).double().cpu().numpy()
         return out
 
     @property

@@ -187,11 +187,11 @@ def _train(setup: FitSpec, data: dict[str, tuple[torch.Tensor, torch.Tensor]], d
            world: int, wrap=None) -> tuple[Fit, SurrogateSpec]:  # fmt: skip
     """Run the spec's `Fit` to the end (fine-tuning at the warm start's scaling); rank 0 logs every epoch."""
     run, spec = setup.start(data["train"], data["val"], device, wrap, rank, world)
-    epochs = Progress("epoch", total=run.settings.epochs, failures=False, unit="epochs") if rank == 0 else None
+    epochs = Progress("epoch", total=run.planned, failures=False, unit="epochs") if rank == 0 else None
     while not run.done:
         record = run.step()
         if epochs is not None:
-            epochs.total = run.settings.epochs
+            epochs.total = run.planned  # `budget_s` re-plans after every epoch
             epochs.step(f"train_loss {record['train_loss']:.5f} val_wmae {record['val_wmae']:.5f} "
                         f"({record['seconds']:.1f}s)")  # fmt: skip
     if epochs is not None:

@@ -22,9 +22,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 from ray.util import metrics
 
 from raysurr.acquisition import Candidates, build_acquisition
+from raysurr.acquisition.design import initial_design
 from raysurr.config import Config, load_plugins
 from raysurr.data.dataset import open_dataset
 from raysurr.data.lock import FolderLock
@@ -37,12 +39,19 @@ from raysurr.engine.rounds import RoundRecord, kept_metrics
 from raysurr.engine.run_folder import RunFolder, RunState, evaluation_dir, read_candidates
 from raysurr.engine.stream import Stream
 from raysurr.errors import ConfigError
+from raysurr.models.checkpoint import read_checkpoint
 from raysurr.models.fitting import Physics
 from raysurr.plots import plot_checkpoint, plot_learning_curve
 from raysurr.progress import say
 from raysurr.seeding import child_seed, generator
 from raysurr.simulators import build_simulator
 from raysurr.tracking import Tracker, open_tracker
+
+
+def same_weights(a: dict[str, Any], b: dict[str, Any]) -> bool:
+    """Two state dicts hold the same tensors."""
+    return a.keys() == b.keys() and all(torch.equal(a[key], b[key]) for key in a)
+
 
 PHYSICS_INPUTS = 2000  # unlabelled inputs a round's physics-informed term draws its batches from (80 MB at 100x100)
 
@@ -148,10 +157,13 @@ class ALDriver:
         evaluation_sets(self.config, self.eval_dir, self.folder.root)
         self.folder.save_untrained(self.config.model, self.simulator, child_seed(self.config.seed, "untrained"))
         rng = generator(self.config.seed, "initial")
-        size = min(self.config.pool.initial, len(self.params))
-        state.select(0, sorted(rng.choice(len(self.params), size=size, replace=False).tolist()))
+        design = self.config.pool.initial_design
+        state.select(0, initial_design(self.params, self.config.pool.initial, design, rng).tolist())
         state.phase = "label"
-        say(f"pool: {len(self.params)} candidates; initial set: {len(state.selected)}")
+        say(
+            f"pool: {len(self.params)} candidates; initial set: {len(state.selected)}"
+            + ("" if design == "random" else f" ({design} design)")
+        )
         if self.config.training.augment == "auto" and self.simulator.symmetries:
             say(f"training mirrors each batch by the simulator's symmetries ({', '.join(self.simulator.symmetries)}); "
                 "training.augment=none turns it off")  # fmt: skip
@@ -193,9 +205,11 @@ class ALDriver:
 
     def _score(self, state: RunState) -> None:
         start = time.perf_counter()
-        budget = self.config.loop.label_budget
-        left = len(self.params) if budget is None else max(1, budget - state.record.n_labeled)
-        selected = self.score(state.round, min(self.config.loop.batch_size, left))
+        loop, labeled = self.config.loop, state.record.n_labeled
+        left = len(self.params) if loop.label_budget is None else max(1, loop.label_budget - labeled)
+        selected, state.record.random_fallback = self.score(
+            state.round, min(loop.round_size(state.round, labeled), left)
+        )
         state.record.score_s = time.perf_counter() - start
         self._finish_round(state)
         state.select(state.round, selected)
@@ -221,7 +235,9 @@ class ALDriver:
 
     def stop_reason(self, record: RoundRecord) -> str | None:
         loop = self.config.loop
-        if record.round + 1 >= loop.rounds:
+        if loop.sizes is not None and record.round + 1 >= len(loop.sizes):
+            return f"the last of loop.sizes ({loop.sizes[-1]} labels) trained"
+        if loop.sizes is None and record.round + 1 >= loop.rounds:
             return f"{loop.rounds} rounds done"
         if loop.label_budget is not None and record.n_labeled >= loop.label_budget:
             return f"label budget {loop.label_budget} reached"
@@ -274,18 +290,34 @@ class ALDriver:
         return results[0]
 
     def evaluate(self, round_idx: int) -> tuple[dict[str, float], dict[str, float]]:
-        """Round `round_idx`'s model on the validation and the test set, in one Ray Data pass."""
+        """Round `round_idx`'s model on the validation and the test set, in one Ray Data pass (every sample's
+        errors go to the checkpoint's `errors.csv`)."""
         paths = {name: self.eval_dir / name for name in ("val", "test")}
         splits = self._once("splits", lambda: read_splits(paths, self.config.resources))
-        metrics = evaluate_splits(self.folder.checkpoint(round_idx), splits, self.config)
+        checkpoint = self.folder.checkpoint(round_idx)
+        metrics = evaluate_splits(checkpoint, splits, self.config, samples_to=self.folder.errors(round_idx))
         return metrics["val"], metrics["test"]
 
-    def score(self, round_idx: int, k: int) -> list[int]:
-        """The next `k` ids to label: round `round_idx`'s acquisition over the unlabelled candidates."""
+    def score(self, round_idx: int, k: int) -> tuple[list[int], bool]:
+        """The next `k` ids to label: round `round_idx`'s acquisition over the unlabelled candidates; and whether
+        they were picked at random instead (`choose`)."""
         labeled = np.fromiter(self.folder.store.labeled_ids(), dtype=np.int64)
-        candidates = self.candidates(round_idx, self._unlabelled(), labeled)
+        selected, at_random = self.choose(round_idx, self._unlabelled(), labeled, k)
+        return sorted(selected), at_random
+
+    def choose(self, round_idx: int, pool_ids: np.ndarray, labeled: np.ndarray, k: int) -> tuple[list[int], bool]:
+        """Up to `k` of the candidates `pool_ids`, most wanted first, by round `round_idx`'s acquisition function;
+        and whether they were picked at random instead: when every score is the same (a model compared with an
+        identical one, dropout that is off), ranking them would only give the pool's order."""
+        candidates = self.candidates(round_idx, pool_ids, labeled)
         rng = generator(self.config.seed, "select", round_idx)
-        return sorted(int(i) for i in self.acquisition.select(candidates, min(k, len(candidates.ids)), rng))
+        k = min(k, len(candidates.ids))
+        scores = candidates.scores
+        if self.acquisition.needs.scores and len(scores) and np.ptp(scores) == 0:
+            say(f"round {round_idx}: every {self.config.acquisition.name} score is {scores[0]:.3g}, which ranks "
+                "nothing: this round selects at random (rounds.csv: random_fallback)")  # fmt: skip
+            return [int(i) for i in rng.choice(candidates.ids, size=k, replace=False)], True
+        return [int(i) for i in self.acquisition.select(candidates, k, rng)], False
 
     # Pieces --------------------------------------------------------------------------------------
 
@@ -310,7 +342,7 @@ class ALDriver:
         if needs.members:
             models = [str(self.folder.checkpoint(round_idx, m)) for m in range(needs.members)]
             if needs.previous:
-                models.append(str(self.folder.checkpoint(round_idx - 1) if round_idx else self.folder.untrained))
+                models.append(str(self.previous_model(round_idx)))
             features = needs.vectors == "features"
             scored_ids = np.union1d(pool_ids, labeled) if features else pool_ids  # coreset also needs the labelled
             exclude = np.setdiff1d(all_ids, scored_ids)
@@ -328,6 +360,20 @@ class ALDriver:
             vectors = self.simulator.embed(self.params[pool_ids])
             labeled_vectors = self.simulator.embed(self.params[labeled])
         return Candidates(pool_ids, scores, vectors, labeled_vectors)
+
+    def previous_model(self, round_idx: int) -> Path:
+        """The checkpoint TOD compares round `round_idx`'s model with: the latest earlier one whose weights differ
+        (a fine-tune that no epoch improved keeps its starting weights; comparing with those would score 0
+        everywhere), else the untrained one."""
+        current = read_checkpoint(self.folder.checkpoint(round_idx))[1]
+        for earlier in range(round_idx - 1, -1, -1):
+            path = self.folder.checkpoint(earlier)
+            if not same_weights(current, read_checkpoint(path)[1]):
+                if earlier != round_idx - 1:
+                    say(f"round {round_idx}: its model is round {round_idx - 1}'s unchanged; "
+                        f"{self.config.acquisition.name} compares it with round {earlier}'s")  # fmt: skip
+                return path
+        return self.folder.untrained
 
     def _once(self, name: str, read: Callable[[], Any]) -> Any:
         """`read()` on first use, then the same object every round (Ray Data pays ~5 s per read, whatever its size)."""

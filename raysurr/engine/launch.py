@@ -17,6 +17,7 @@ from raysurr.engine.driver import ALDriver
 from raysurr.engine.run_folder import read_candidates
 from raysurr.errors import ConfigError
 from raysurr.models import check_model
+from raysurr.progress import say
 from raysurr.simulators import build_simulator
 from raysurr.tracking import check_tracking
 
@@ -25,7 +26,12 @@ def check_run(config: Config) -> None:
     """Everything about a run that can be checked without Ray: the names, that the model takes the
     simulator's inputs and gives its outputs, and the candidate pool (the config's plugins are loaded)."""
     simulator = build_simulator(config.simulator)
-    build_acquisition(config.acquisition).bind(simulator)  # refuses a simulator without what the function needs
+    acquisition = build_acquisition(config.acquisition)
+    acquisition.bind(simulator)  # refuses a simulator without what the function needs
+    if acquisition.needs.truth:
+        say(f"note: acquisition {config.acquisition.name} simulates every unlabelled candidate every round (up to "
+            f"{config.pool.size} simulator runs a round, with the simulator's evaluation settings): a benchmark's "
+            "hindsight bound, not a way to save simulator runs")  # fmt: skip
     if config.training.physics_weight and simulator.residual is None:
         raise ConfigError(f"training.physics_weight needs the simulator's residual, and simulator "
                           f"{config.simulator.name!r} has none; give it one (docs/simulators.md) or set 0")  # fmt: skip

@@ -23,7 +23,7 @@ TIMINGS = ("label_s", "train_s", "score_s", "eval_s", "round_s", "elapsed_s", "u
 def round_columns(regions: Sequence[str]) -> list[str]:
     """rounds.csv's columns for a simulator with these region names."""
     test = [f"test_{name}" for name in (*error_metrics(regions), *SKILLS, *SPREAD)]
-    return ["round", "n_labeled", "n_failed", "val_wmae", *test, *TIMINGS]
+    return ["round", "n_labeled", "n_failed", "val_wmae", *test, *TIMINGS, "random_fallback"]
 
 
 @dataclass
@@ -41,6 +41,7 @@ class RoundRecord:
     test: dict[str, float] = field(default_factory=dict)  # the test set's error metrics and skills, by name
     elapsed_s: float | None = None  # the loop's wall time when the row was finished
     utilisation: float | None = None  # busy fraction of the simulator pool since the previous row
+    random_fallback: bool = False  # the model's selection was made at random: its scores were all the same
 
     @property
     def round_s(self) -> float:
@@ -55,7 +56,8 @@ class RoundRecord:
         timings = {"label_s": self.label_s, "train_s": self.train_s, "score_s": self.score_s, "eval_s": self.eval_s,
                    "round_s": self.round_s, "elapsed_s": self.elapsed_s, "utilisation": self.utilisation}  # fmt: skip
         return {"round": self.round, "n_labeled": self.n_labeled, "n_failed": self.n_failed, "val_wmae": self.val_wmae,
-                **{f"test_{k}": v for k, v in self.test.items()}, **timings}  # fmt: skip
+                **{f"test_{k}": v for k, v in self.test.items()}, **timings,
+                "random_fallback": int(self.random_fallback)}  # fmt: skip
 
     def summary(self, regions: Sequence[str], unit: str = "round") -> str:
         """The round's (`unit`'s) progress line; it says so when the model is no better than a trivial one."""
@@ -72,6 +74,14 @@ class RoundRecord:
 def kept_metrics(evaluation: dict[str, float], regions: Sequence[str]) -> dict[str, float]:
     """The numbers a round keeps from an evaluation of the test set."""
     return {name: evaluation[name] for name in (*error_metrics(regions), *SKILLS, *SPREAD)}
+
+
+def read_rounds(path: Path) -> list[dict[str, float]]:
+    """rounds.csv's rows with numbers parsed (an empty cell: NaN)."""
+    with path.open(newline="") as handle:
+        return [
+            {k: float(v) if v not in ("", None) else math.nan for k, v in row.items()} for row in csv.DictReader(handle)
+        ]
 
 
 def write_rounds(path: Path, records: Sequence[RoundRecord], regions: Sequence[str]) -> None:

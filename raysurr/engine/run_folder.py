@@ -4,7 +4,8 @@
     state.json             `RunState`: the round and phase the run is in, every finished round, every selection
     pool/                  the candidates' parameters, part-*.parquet, indexed by sample_id
     labels/, failures/     the label store (`LabelStore`)
-    checkpoints/           round_NNN[_memberK]/ per trained model, untrained/ (TOD's round-0 comparison)
+    checkpoints/           round_NNN[_memberK]/ per trained model (round_NNN/errors.csv: its per-sample errors),
+                           untrained/ (TOD's round-0 comparison)
     rounds.csv             one row per finished round (`RoundRecord.row`)
     learning_curve.png, predictions.png, error.log
 
@@ -36,7 +37,7 @@ from raysurr.errors import ConfigError, ParameterError, StoreError
 from raysurr.models import build_model
 from raysurr.models.checkpoint import SurrogateSpec, save_surrogate
 from raysurr.seeding import generator
-from raysurr.simulators import SIMULATORS, AbstractSimulator
+from raysurr.simulators import AbstractSimulator, evaluation_section
 
 STATE_VERSION = 2
 PHASES = ("prepare", "label", "train", "eval", "score", "stream", "done")  # stream: the async loop (engine.stream)
@@ -157,6 +158,10 @@ class RunFolder:
     def checkpoint(self, round_idx: int, member: int = 0) -> Path:
         return self.checkpoints / (f"round_{round_idx:03d}" + (f"_member{member}" if member else ""))
 
+    def errors(self, round_idx: int) -> Path:
+        """Round `round_idx`'s per-sample validation and test errors (split, sample_id, the error metrics), CSV."""
+        return self.checkpoint(round_idx) / "errors.csv"
+
     @property
     def untrained(self) -> Path:
         return self.checkpoints / "untrained"
@@ -222,8 +227,7 @@ def evaluation_seed(config: Config) -> int:
 
 def evaluation_simulator(config: Config) -> SimulatorConfig:
     """The simulator that labels a run's validation/test sets: the run's, with its `evaluation_options` on top."""
-    options = {**config.simulator.options, **SIMULATORS.get(config.simulator.name).evaluation_options}
-    return SimulatorConfig(config.simulator.name, options)
+    return evaluation_section(config.simulator)
 
 
 def evaluation_dir(config: Config, run_root: Path) -> Path:

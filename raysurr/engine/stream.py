@@ -243,11 +243,9 @@ class Stream:
         if stopped or not len(free):
             return Learned(record, stopped or "pool exhausted", [])
         start = time.perf_counter()
-        candidates = driver.candidates(checkpoint, free, labeled)
-        rng = generator(driver.config.seed, "select", checkpoint)
-        selected = driver.acquisition.select(candidates, min(k, len(free)), rng)
+        selected, record.random_fallback = driver.choose(checkpoint, free, labeled, k)
         record.score_s = time.perf_counter() - start
-        return Learned(record, None, [int(i) for i in selected])
+        return Learned(record, None, selected)
 
     def learned(self, learned: Learned, labeler: Labeler) -> None:
         """A checkpoint is in: its row, its selection as the new queue (or the stop)."""

@@ -84,7 +84,8 @@ class Autoencoder(nn.Module):
         """The encoder's output averaged over space: [n, base * 2**(depth-1)] (for Core-Set)."""
         return self._encode(x)[0].mean(dim=(-2, -1))
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def last_hidden(self, x: torch.Tensor) -> torch.Tensor:
+        """The map the output layer reads: [n, base / 2, H, W] (for last-layer acquisition features)."""
         pools = len(self.encoder) - 1
         if min(x.shape[-2:]) >> pools < 1:
             raise ValueError(f"autoencoder with {pools} poolings needs inputs of at least {2**pools} cells a side, "
@@ -94,4 +95,7 @@ class Autoencoder(nn.Module):
             x = level(x)
             if size is not None:
                 x = F.interpolate(x, size=size, mode="nearest")
-        return self.output(x)
+        return x
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.output(self.last_hidden(x))

@@ -109,6 +109,13 @@ class Surrogate(nn.Module):
             raise CheckpointError(f"model {type(self.model).__name__} has no features(); coreset needs one")
         return self.model.features(self.inputs.forward(x))
 
+    def last_hidden(self, x: torch.Tensor) -> torch.Tensor:
+        """The map the output layer reads, [n, F, H, W], if the architecture defines it (`last_hidden`)."""
+        if not hasattr(self.model, "last_hidden"):
+            raise CheckpointError(f"model {type(self.model).__name__} has no last_hidden(); last-layer features "
+                                  "need one (or choose features: bottleneck)")  # fmt: skip
+        return self.model.last_hidden(self.inputs.forward(x))
+
 
 @dataclass(frozen=True)
 class SurrogateSpec:

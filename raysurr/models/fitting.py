@@ -186,12 +186,14 @@ class Fit:
             self.physics_x, self.residual = self.inputs.forward(physics[0]), physics[1]
         lr = settings.lr * (settings.finetune_lr_factor if warm_start is not None else 1.0)
         self.optimizer = torch.optim.Adam(model.parameters(), lr=lr)
-        self.planned = settings.epochs  # cut, after each epoch, to what `budget_s` allows
-        self.scheduler = (torch.optim.lr_scheduler.LambdaLR(self.optimizer, self._cosine)
-                          if settings.schedule == "cosine" else None)  # fmt: skip
         self.batch = max(1, settings.batch_size // world)
         largest = self._all_reduce(float(len(self.train_x)), dist.ReduceOp.MAX)
         self.steps = math.ceil(largest / self.batch) if largest else 0
+        # `min_steps`: a small training set trains more epochs, so that its model converges as a large one's does
+        self.epochs = max(settings.epochs, math.ceil((settings.min_steps or 0) / max(self.steps, 1)))
+        self.planned = self.epochs  # cut, after each epoch, to what `budget_s` allows
+        self.scheduler = (torch.optim.lr_scheduler.LambdaLR(self.optimizer, self._cosine)
+                          if settings.schedule == "cosine" else None)  # fmt: skip
         self.autocast = self.device.type == "cuda"  # bf16 on GPUs; CPUs stay in float32
         self.history: list[dict[str, float]] = []
         self.best, self.best_state, self.stale = math.inf, None, 0
@@ -248,7 +250,7 @@ class Fit:
         in all). Re-planned after every epoch, so a slow first epoch (allocator and cache warm-up)
         does not cut the round short."""
         more = int(max(0.0, (self.settings.budget_s or math.inf) - elapsed_s) // max(epoch_s, 1e-9))
-        self.planned = max(1, min(self.settings.epochs, len(self.history) + more))
+        self.planned = max(1, min(self.epochs, len(self.history) + more))
         if self.scheduler is not None:  # the next epoch's rate on the new plan
             for group, base in zip(self.optimizer.param_groups, self.scheduler.base_lrs, strict=True):
                 group["lr"] = base * self._cosine(self.scheduler.last_epoch)
@@ -314,7 +316,7 @@ class Fit:
             state["best_state"],
             int(state["stale"]),
         )
-        self.planned = int(state.get("planned", self.settings.epochs))  # absent from trials saved before budgets
+        self.planned = int(state.get("planned", self.epochs))  # absent from trials saved before budgets
         errors = [r["val_wmae"] for r in self.history]
         self.best_epoch = int(state.get("best_epoch", errors.index(min(errors)) if errors else -1))
 

@@ -102,5 +102,9 @@ class FNO(nn.Module):
         """The last Fourier layer's channels averaged over space: [n, base_channels] (for Core-Set)."""
         return self._hidden(x).mean(dim=(-2, -1))
 
+    def last_hidden(self, x: torch.Tensor) -> torch.Tensor:
+        """The map the output layer reads (the projection's hidden layer): [n, 4 width, H, W]."""
+        return self.project[:-1](self._hidden(x))
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.project(self._hidden(x))
+        return self.project[-1](self.last_hidden(x))

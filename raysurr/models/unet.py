@@ -95,7 +95,8 @@ class UNet(nn.Module):
             x = level(F.max_pool2d(x, 2) if k else x)
         return x.mean(dim=(-2, -1))
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def last_hidden(self, x: torch.Tensor) -> torch.Tensor:
+        """The map the output layer reads: [n, base, H, W] (for last-layer acquisition features)."""
         smallest = min(x.shape[-2:]) >> (len(self.down) - 1)
         if smallest < 2:
             raise ValueError(f"unet of depth {len(self.down)} needs inputs of at least {2 ** len(self.down)} cells "
@@ -106,4 +107,7 @@ class UNet(nn.Module):
             skips.append(x)
         for up, skip in zip(self.up, reversed(skips[:-1]), strict=True):
             x = up(x, skip)
-        return self.head(x)
+        return x
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.last_hidden(x))

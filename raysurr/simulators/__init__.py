@@ -22,6 +22,12 @@ def build_simulator(config: SimulatorConfig) -> AbstractSimulator:
     return simulator
 
 
+def evaluation_section(section: SimulatorConfig) -> SimulatorConfig:
+    """The section with the simulator's `evaluation_options` laid over it: how validation, test and hindsight
+    labels are made (diffusion2d: the exact solver, no delay)."""
+    return SimulatorConfig(section.name, {**section.options, **SIMULATORS.get(section.name).evaluation_options})
+
+
 __all__ = [
     "SIMULATORS",
     "SYMMETRIES",
@@ -32,6 +38,7 @@ __all__ = [
     "Simulation",
     "build_simulator",
     "check_symmetries",
+    "evaluation_section",
     "register_simulator",
     "run_simulation",
 ]

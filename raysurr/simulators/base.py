@@ -73,6 +73,12 @@ class AbstractSimulator(abc.ABC):
     # per-sample residual fields of the governing equations, differentiable, ~0 on the simulator's own
     # labels. The `pre` acquisition function scores with it. None: the simulator has none.
     residual: ClassVar[Callable[..., Any] | None] = None
+    # Optional: a method `error_estimate(inputs, outputs, effort) -> torch.Tensor`: for a batch of inputs and
+    # predicted outputs (torch, the datasets' units), an estimate of each prediction's error field (prediction
+    # minus truth), shaped like `outputs`, at a cost that grows with the integer `effort` and stays far below a
+    # simulation (e.g. the residual through a few sweeps of an approximate inverse of the equations' operator).
+    # The `estimated_error` acquisition function scores with it. None: the simulator has none.
+    error_estimate: ClassVar[Callable[..., Any] | None] = None
     # Optional: grid transforms the problem is symmetric under, any of SYMMETRIES: for every simulated pair
     # (input, output), the same transform of both is the pair of another parameter set. With
     # `training.augment: auto` (the default) every training step transforms each sample by a random

@@ -41,7 +41,7 @@ def test_scores_are_finite_with_one_per_sample(name):
     acq = build_acquisition({"name": name})
     acq.bind(Diffusion2D(grid=16))
     models = [unet(seed) for seed in range(acq.needs.checkpoints)]
-    scores = acq.score_batch(models, X)
+    scores = acq.score_batch(models, X, **({"targets": torch.rand(6, 1, 16, 16)} if acq.needs.truth else {}))
     if scores is not None:
         assert scores.shape == (6,) and torch.isfinite(scores).all() and (scores >= 0).all()
 
@@ -90,6 +90,9 @@ def test_entropy_is_zero_without_dropout_and_positive_with_it():
         ({"name": "coreset"}, Needs(members=1, vectors="features")),
         ({"name": "lcmd"}, Needs(members=1, vectors="features")),
         ({"name": "pre"}, Needs(members=1, scores=True, residual=True)),
+        ({"name": "estimated_error"}, Needs(members=1, scores=True, residual=True)),
+        ({"name": "oracle"}, Needs(members=1, scores=True, vectors="embedding", truth=True)),
+        ({"name": "stochastic", "inner": {"name": "oracle"}}, Needs(1, scores=True, vectors="embedding", truth=True)),
         ({"name": "stochastic", "inner": {"name": "ensemble", "members": 3}}, Needs(members=3, scores=True)),
         (
             {"name": "hybrid", "inner": {"name": "tod"}},
@@ -104,6 +107,8 @@ def test_each_function_declares_what_it_needs(section, needs):
 def test_needs_refuse_what_cannot_be_handed_over():
     with pytest.raises(ValueError, match="needs members >= 1"):
         Needs(previous=True)
+    with pytest.raises(ValueError, match="reads the true outputs"):
+        Needs(members=1, truth=True)
     with pytest.raises(ValueError, match="invalid acquisition needs"):
         Needs(members=1, vectors="pixels")
 
@@ -345,3 +350,96 @@ def test_the_guides_own_function_runs(monkeypatch):
         assert torch.equal(scores, model.eval()(X).flatten(1).amax(1))
     candidates = Candidates(ids=np.arange(6), scores=scores.numpy())
     assert function.select(candidates, 2, np.random.default_rng()).tolist() == np.argsort(-scores.numpy())[:2].tolist()
+
+
+def test_top_k_breaks_ties_at_random_never_in_pool_order():
+    """Equal scores (TOD between identical models) rank nothing: the picks must not be the pool's first ids."""
+    candidates = Candidates(ids=np.arange(100, 200), scores=np.zeros(100))
+    tod = build_acquisition({"name": "tod"})
+    picks = [tod.select(candidates, 10, np.random.default_rng(seed)).tolist() for seed in range(3)]
+    assert all(p != list(range(100, 110)) for p in picks) and picks[0] != picks[1]
+    assert picks[0] == tod.select(candidates, 10, np.random.default_rng(0)).tolist()  # deterministic per seed
+    scores = np.array([1.0, 3.0, 3.0, 2.0])
+    assert build_acquisition({"name": "tod"}).select(Candidates(np.arange(4), scores), 2, np.random.default_rng())\
+        .tolist() in ([1, 2], [2, 1])  # fmt: skip
+
+
+@pytest.mark.parametrize("section", [{"name": "diversity"}, {"name": "coreset"}, {"name": "lcmd"},
+                                     {"name": "hybrid", "inner": {"name": "tod"}, "shortlist": 1.0},
+                                     {"name": "oracle", "shortlist": 1.0}])  # fmt: skip
+@pytest.mark.parametrize("centres", [None, np.zeros((3, 4))])
+def test_feature_selection_never_repeats_a_candidate_on_duplicates_or_collapsed_features(section, centres):
+    """Every candidate the same vector (duplicate candidates, features that collapsed): all remaining distances are
+    0, where argmax used to pick index 0 again and again."""
+    candidates = Candidates(ids=np.arange(50, 70), scores=np.ones(20), vectors=np.zeros((20, 4)),
+                            labeled_vectors=centres)  # fmt: skip
+    picks = build_acquisition(section).select(candidates, 12, np.random.default_rng(0))
+    assert len(picks) == 12 and len(set(picks.tolist())) == 12
+    duplicates = np.repeat(np.random.default_rng(1).normal(size=(4, 4)), 5, axis=0)  # 4 points, 5 copies each
+    candidates = Candidates(np.arange(20), np.ones(20), duplicates, centres)
+    picks = build_acquisition(section).select(candidates, 20, np.random.default_rng(0))
+    assert sorted(picks.tolist()) == list(range(20))
+    assert sorted(k_center(duplicates, centres, 20, np.random.default_rng(0)).tolist()) == list(range(20))
+
+
+def test_oracle_scores_the_true_weighted_mae_and_picks_the_worst():
+    model = unet(4, dropout=0.0).eval()
+    targets = torch.rand(6, 1, 16, 16)
+    oracle = build_acquisition({"name": "oracle", "w2": 50.0})
+    with torch.no_grad():
+        pred = model(X)
+    expected = ((1 + 50.0 * torch.tanh(targets.abs())) * (pred - targets).abs()).flatten(1).mean(1)
+    assert torch.allclose(oracle.score_batch([model], X, targets=targets), expected)
+    errors = np.array([0.1, 5.0, 0.3, 4.0, 0.2, 3.0])  # known true errors: with a shortlist of k, the k worst
+    candidates = Candidates(np.arange(6) + 10, errors, np.random.default_rng(0).normal(size=(6, 2)), np.zeros((1, 2)))
+    exact = build_acquisition({"name": "oracle", "shortlist": 1.0})
+    assert sorted(exact.select(candidates, 3, np.random.default_rng()).tolist()) == [11, 13, 15]
+    clustered = Candidates(np.arange(6), errors, np.array([[0, 0], [5, 5], [0, 0], [5, 5.1], [9, 0], [5.1, 5]]),
+                           np.zeros((1, 2)))  # fmt: skip
+    diverse = build_acquisition({"name": "oracle", "shortlist": 2.0}).select(clustered, 2, np.random.default_rng())
+    assert 1 in diverse or 3 in diverse  # one of the worst cluster, then the far one: not two of one cluster
+    assert len({int(i) // 2 for i in diverse}) == 2 or {0, 2} & set(diverse.tolist()) == set()
+
+
+def test_the_estimated_error_finds_a_perturbed_field_and_is_the_error_with_enough_sweeps():
+    sim = Diffusion2D(grid=16, radius=2)
+    params = sim.sample(6, np.random.default_rng(0))
+    x, y = torch.tensor(sim.render(params)), torch.tensor(sim.simulate(params).outputs)
+    noise = torch.tensor([0.0, 0.001, 0.01, 0.02, 0.05, 0.1]).view(-1, 1, 1, 1)
+    bump = torch.zeros_like(y)
+    bump[..., 5:11, 5:11] = 1.0  # a smooth-ish error the residual sees
+    perturbed = y + noise * bump
+    exact = sim.error_estimate(x, perturbed, effort=3000)
+    assert torch.allclose(exact, noise * bump, atol=2e-3 * noise.max())  # Jacobi converged: the error itself
+    function = build_acquisition({"name": "estimated_error", "effort": 30})
+    function.bind(sim)
+    model = type("Fixed", (torch.nn.Module,), {"forward": lambda self, inputs: perturbed})()
+    scores = function.score_batch([model], x).numpy()
+    assert scores[0] < 1e-3 * scores[-1] and (np.diff(scores) > 0).all()  # ranks the errors as they are
+
+
+def test_estimated_error_refuses_a_simulator_without_an_estimate():
+    class Plain:
+        error_estimate = None
+
+    with pytest.raises(ConfigError, match="needs the simulator's error_estimate, and simulator 'Plain' has none"):
+        build_acquisition({"name": "estimated_error"}).bind(Plain())
+
+
+def test_count_sketch_keeps_norms_and_last_layer_features_are_the_sketched_output_layer_input():
+    from raysurr.acquisition import count_sketch
+    from raysurr.acquisition.base import latent_features
+
+    values = torch.randn(20, 8192, dtype=torch.float64)
+    sketched = count_sketch(values, 512)
+    ratio = (sketched**2).sum(1) / (values**2).sum(1)
+    assert ratio.mean().item() == pytest.approx(1.0, abs=0.05) and ratio.min() > 0.7
+    assert torch.equal(count_sketch(values, 512), sketched)  # the same projection every call
+    model = unet(5, dropout=0.0).eval()
+    with torch.no_grad():
+        hidden = model.last_hidden(X)
+        assert torch.allclose(model.head(hidden), model(X))
+        assert torch.allclose(latent_features(model, X, "last_layer", 64), count_sketch(hidden.flatten(1), 64))
+        assert torch.equal(latent_features(model, X, "bottleneck", 64), model.features(X))
+    with pytest.raises(ConfigError, match="acquisition.features must be one of last_layer, bottleneck"):
+        build_acquisition({"name": "lcmd", "features": "pixels"})

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from scipy import stats
 
 from raysurr.config import SimulatorConfig
 from raysurr.errors import ConfigError, ParameterError, RegistryError, SimulationError
@@ -109,7 +110,7 @@ def test_embedding_has_the_studys_seven_numbers():
         ([10, -1, 0.5, 20, 20, 1.0], r"col1=-1 is not allowed"),
         ([10, 10, -0.1, 20, 20, 1.0], r"flux1=-0.1 is not allowed; flux1: number in \[0.0, 1.0\]"),
         ([10, 10.5, 0.5, 20, 20, 1.0], r"col1=10.5 is not allowed; col1: integer"),
-        ([10, 10, 0.0, 20, 20, 0.0], "both 0"),
+        ([10, 10, 0.0, 20, 20, 0.0], "every flux is 0"),
         ([10, 10, np.nan, 20, 20, 1.0], "flux1=nan"),
     ],
 )
@@ -194,3 +195,82 @@ def test_residual_is_the_5_point_operator_rescaled_to_the_source_and_grows_with_
     field = wrong.clone().requires_grad_()
     sim.residual(x, field).pow(2).mean().backward()
     assert field.grad is not None and field.grad.abs().sum() > 0  # differentiable, for a physics-informed loss
+
+
+VARIANTS = [{"sources": [1, 4]}, {"decay_length": [0.5, 64]}, {"sources": [1, 4], "decay_length": [1, 64]},
+            {"sources": 3}]  # fmt: skip
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_each_variant_stays_exact_against_the_sparse_solver_and_its_residual(variant):
+    """The exact DST solver with a per-sample decay (a per-sample diagonal) against an LU factorisation of A per
+    sample; its labels have zero residual, and its symmetries still hold."""
+    import torch
+
+    exact, sparse = Diffusion2D(grid=24, **variant), Diffusion2D(grid=24, solver="sparse", **variant)
+    params = exact.check_parameters(exact.sample(8, np.random.default_rng(1)))
+    a, b = exact.simulate(params), sparse.simulate(params)
+    np.testing.assert_allclose(a.outputs, b.outputs, atol=1e-6)
+    np.testing.assert_allclose(a.extras["target_max"], b.extras["target_max"], rtol=1e-9)
+    x, y = torch.tensor(exact.render(params)), torch.tensor(a.outputs)
+    assert x.shape == (8, *exact.input_shape) and exact.residual(x, y).abs().max() < 1e-4
+    assert exact.embed(params).shape[0] == 8 and np.isfinite(exact.embed(params)).all()
+    flipped = x.flip(-1), y.flip(-1)  # the decay channel is constant: mirroring still maps labels to labels
+    assert exact.residual(*flipped).abs().max() < 1e-4
+
+
+def test_sources_vary_in_count_with_independent_fluxes():
+    sim = Diffusion2D(grid=32, sources=[1, 4])
+    assert sim.parameter_names[:3] == ("row1", "col1", "flux1") and len(sim.parameters) == 12
+    params = sim.sample(4000, np.random.default_rng(0))
+    counts = (params[:, 2::3] > 0).sum(axis=1)
+    assert sorted(np.unique(counts).tolist()) == [1, 2, 3, 4] and abs(np.bincount(counts)[1:].mean() - 1000) < 100
+    assert stats.kstest(params[:, 2], "uniform").pvalue > 0.001  # every used flux ~ U(0, 1), flux1 included
+    images = sim.sources(params[:50])
+    assert np.allclose(images.max(axis=(1, 2)), 1.0)
+    assert Diffusion2D(grid=32, sources=2).parameter_names == Diffusion2D(grid=32).parameter_names  # the study's
+    assert np.all(Diffusion2D(grid=32).sample(100, np.random.default_rng(0))[:, 5] == 1.0)  # flux2 = 1 there
+
+
+def test_decay_lengths_are_log_uniform_and_reach_the_network_as_a_channel():
+    import torch
+
+    sim = Diffusion2D(grid=32, decay_length=[0.5, 64])
+    params = sim.sample(4000, np.random.default_rng(0))
+    lengths = params[:, -1]
+    assert sim.parameter_names[-1] == "decay_length" and lengths.min() >= 0.5 and lengths.max() <= 64
+    assert stats.kstest((np.log(lengths) - np.log(0.5)) / np.log(128), "uniform").pvalue > 0.001
+    x = sim.render(params[:3])
+    assert x.shape == (3, 2, 32, 32) and np.ptp(x[:, 1], axis=(1, 2)).max() == 0  # constant over the grid
+    np.testing.assert_allclose(x[:, 1, 0, 0], np.log(lengths[:3] / 0.5) / np.log(128), rtol=1e-6)
+    short, long = (sim.simulate(np.array([[15, 15, 1.0, 0, 0, 0.0, length]])).outputs for length in (0.5, 64.0))
+    assert short[0, 0, 15, 25] < 1e-3 < long[0, 0, 15, 25]  # a short decay length confines the field
+    decays = torch.tensor(sim.render(params[:2]))
+    assert torch.allclose(sim._decay_of(decays).flatten().double(), torch.tensor(1.0 / lengths[:2] ** 2), rtol=1e-5)
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"sources": [3, 1]}, r"sources must be a count or \[low, high\] with 1 <= low <= high <= 8, got \[3, 1\]"),
+        ({"sources": 9}, "sources must be a count"),
+        ({"decay_length": [5, 1]}, r"decay_length must be \[low, high\] cells with 0 < low < high, got \[5, 1\]"),
+        ({"decay_length": [0.5, 64], "decay": 0.1}, "takes decay .* or decay_length .*, not both"),
+        ({"decay_length": [0.5, 64], "solver": "transient"}, r"dt must be in \(0, 0.1667\)"),
+    ],
+)
+def test_bad_variant_options_are_one_line_errors(options, message):
+    with pytest.raises((ParameterError, ConfigError, ValueError), match=message):
+        build_simulator(SimulatorConfig(options={"grid": 24, **options}))
+
+
+def test_the_transient_solver_follows_each_samples_decay():
+    variant = {"grid": 20, "radius": 2, "decay_length": [2, 40]}
+    transient, exact = Diffusion2D(solver="transient", **variant), Diffusion2D(**variant)
+    params = exact.sample(3, np.random.default_rng(5))
+    np.testing.assert_allclose(transient.simulate(params).outputs, exact.simulate(params).outputs, atol=1e-5)
+
+
+def test_every_flux_zero_is_refused_for_any_count():
+    with pytest.raises(ParameterError, match="every flux is 0"):
+        Diffusion2D(grid=24, sources=[1, 3]).check_parameters(np.array([[5, 5, 0, 6, 6, 0, 7, 7, 0]], dtype=float))

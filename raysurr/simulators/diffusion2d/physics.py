@@ -34,20 +34,30 @@ class DiffusionOperator:
     def __init__(self, grid: int, diffusivity: float, decay: float) -> None:
         self.grid, self.diffusivity, self.decay = grid, diffusivity, decay
 
-    def apply(self, u: np.ndarray) -> np.ndarray:
-        """A u for a batch: [b, N, N] -> [b, N, N] float64."""
+    def apply(self, u: np.ndarray, decays: np.ndarray | None = None) -> np.ndarray:
+        """A u for a batch: [b, N, N] -> [b, N, N] float64; `decays`: [b] per-sample λ instead of the operator's."""
         u = np.asarray(u, dtype=np.float64)
         padded = np.pad(u, ((0, 0), (1, 1), (1, 1)))  # the absorbing ghost cells
         neighbours = padded[:, :-2, 1:-1] + padded[:, 2:, 1:-1] + padded[:, 1:-1, :-2] + padded[:, 1:-1, 2:]
-        return self.diffusivity * (4.0 * u - neighbours) + self.decay * u
+        return self.diffusivity * (4.0 * u - neighbours) + self.decays(len(u), decays)[:, None, None] * u
 
-    def matrix(self) -> scipy.sparse.csc_matrix:
-        """A as a sparse [N², N²] matrix in row-major cell order."""
+    def decays(self, count: int, decays: np.ndarray | None = None) -> np.ndarray:
+        """[count] float64: the per-sample λ given, or the operator's own for every sample."""
+        if decays is None:
+            return np.full(count, self.decay)
+        decays = np.asarray(decays, dtype=np.float64)
+        if decays.shape != (count,):
+            raise ValueError(f"decays must have shape [{count}], got {list(decays.shape)}")
+        return decays
+
+    def matrix(self, decay: float | None = None) -> scipy.sparse.csc_matrix:
+        """A as a sparse [N², N²] matrix in row-major cell order (with λ = `decay` if given)."""
         n = self.grid
         t = scipy.sparse.diags([-1.0, 2.0, -1.0], [-1, 0, 1], shape=(n, n))
         eye = scipy.sparse.identity(n)
         laplacian = scipy.sparse.kron(t, eye) + scipy.sparse.kron(eye, t)
-        return (self.diffusivity * laplacian + self.decay * scipy.sparse.identity(n * n)).tocsc()
+        decay = self.decay if decay is None else decay
+        return (self.diffusivity * laplacian + decay * scipy.sparse.identity(n * n)).tocsc()
 
 
 class AbstractSolver(abc.ABC):
@@ -57,8 +67,9 @@ class AbstractSolver(abc.ABC):
         self.operator = operator
 
     @abc.abstractmethod
-    def solve(self, sources: np.ndarray) -> np.ndarray:
-        """sources: [b, N, N] -> steady fields u: [b, N, N] float64."""
+    def solve(self, sources: np.ndarray, decays: np.ndarray | None = None) -> np.ndarray:
+        """sources: [b, N, N] -> steady fields u: [b, N, N] float64. `decays`: [b] each sample's λ (default: the
+        operator's for all)."""
 
 
 SOLVERS: Registry[AbstractSolver] = Registry("diffusion2d solver")
@@ -66,7 +77,10 @@ SOLVERS: Registry[AbstractSolver] = Registry("diffusion2d solver")
 
 @SOLVERS.register("exact")
 class ExactSolver(AbstractSolver):
-    """Exact DST-I diagonalisation as dense matrix products; ~0.2 ms per 100x100 field on one core."""
+    """Exact DST-I diagonalisation as dense matrix products; ~0.2 ms per 100x100 field on one core.
+
+    A's eigenvalues are D (μk + μl) + λ: a per-sample λ changes only the diagonal it divides by.
+    """
 
     def __init__(self, operator: DiffusionOperator) -> None:
         super().__init__(operator)
@@ -75,32 +89,47 @@ class ExactSolver(AbstractSolver):
         # Orthonormal and symmetric: S @ S = I.
         self.sine = np.sqrt(2.0 / (n + 1)) * np.sin(np.pi * np.outer(k, k) / (n + 1))
         mu = 2.0 - 2.0 * np.cos(k * np.pi / (n + 1))
-        self.inverse_eigenvalues = 1.0 / (operator.diffusivity * (mu[:, None] + mu[None, :]) + operator.decay)
+        self.eigenvalues = operator.diffusivity * (mu[:, None] + mu[None, :])  # without λ
 
     block = 16  # samples per product: larger stacks fall out of cache and run ~2x slower per sample
 
-    def solve(self, sources: np.ndarray) -> np.ndarray:
+    def solve(self, sources: np.ndarray, decays: np.ndarray | None = None) -> np.ndarray:
         sources = np.asarray(sources, dtype=np.float64)
+        decays = self.operator.decays(len(sources), decays)
         s, out = self.sine, np.empty_like(sources)
         for start in range(0, len(sources), self.block):
             part = slice(start, start + self.block)
-            out[part] = s @ ((s @ sources[part] @ s) * self.inverse_eigenvalues) @ s
+            inverse = 1.0 / (self.eigenvalues[None] + decays[part, None, None])
+            out[part] = s @ ((s @ sources[part] @ s) * inverse) @ s
         return out
 
 
 @SOLVERS.register("sparse")
 class SparseLUSolver(AbstractSolver):
-    """Sparse LU factorisation of A, made once; a cross-check of the others."""
+    """Sparse LU factorisation of A, made once per λ (the last few kept); a cross-check of the others."""
+
+    keep = 8  # factorisations kept: a per-sample λ needs one each
 
     def __init__(self, operator: DiffusionOperator) -> None:
         super().__init__(operator)
-        self.lu = scipy.sparse.linalg.splu(operator.matrix())
+        self.factors: dict[float, scipy.sparse.linalg.SuperLU] = {}
 
-    def solve(self, sources: np.ndarray) -> np.ndarray:
+    def factor(self, decay: float) -> scipy.sparse.linalg.SuperLU:
+        if decay not in self.factors:
+            if len(self.factors) >= self.keep:
+                self.factors.pop(next(iter(self.factors)))
+            self.factors[decay] = scipy.sparse.linalg.splu(self.operator.matrix(decay))
+        return self.factors[decay]
+
+    def solve(self, sources: np.ndarray, decays: np.ndarray | None = None) -> np.ndarray:
         sources = np.asarray(sources, dtype=np.float64)
         b, n = sources.shape[0], self.operator.grid
-        solution = self.lu.solve(sources.reshape(b, n * n).T)
-        return solution.T.reshape(b, n, n)
+        decays = self.operator.decays(b, decays)
+        out = np.empty_like(sources)
+        for decay in np.unique(decays):
+            same = decays == decay
+            out[same] = self.factor(float(decay)).solve(sources[same].reshape(-1, n * n).T).T.reshape(-1, n, n)
+        return out
 
 
 @SOLVERS.register("transient")
@@ -123,19 +152,23 @@ class TransientSolver(AbstractSolver):
         self.steps_taken = 0
         self._check_every = 50
 
-    def solve(self, sources: np.ndarray) -> np.ndarray:
+    def solve(self, sources: np.ndarray, decays: np.ndarray | None = None) -> np.ndarray:
         # One sample at a time: each converges at its own pace, and one field stays in cache.
-        return np.stack([self._solve_one(s[None])[0] for s in np.asarray(sources, dtype=np.float64)])
+        sources = np.asarray(sources, dtype=np.float64)
+        decays = self.operator.decays(len(sources), decays)
+        return np.stack([self._solve_one(s[None], float(decay))[0] for s, decay in zip(sources, decays, strict=True)])
 
-    def _solve_one(self, sources: np.ndarray) -> np.ndarray:
+    def _solve_one(self, sources: np.ndarray, decay: float) -> np.ndarray:
         b, n = sources.shape[0], self.operator.grid
         d, dt = self.operator.diffusivity, self.dt
+        if not dt < 2.0 / (8.0 * d + decay):
+            raise ValueError(f"transient solver: dt={dt} is unstable at decay {decay:.4g}; lower solver_options.dt")
         padded = np.zeros((b, n + 2, n + 2))
         u = padded[:, 1:-1, 1:-1]
         u[...] = sources
         forcing = dt * sources
         update, scratch = np.empty_like(sources), np.empty_like(sources)
-        self_weight = 1.0 - dt * (4.0 * d + self.operator.decay)
+        self_weight = 1.0 - dt * (4.0 * d + decay)
         for step in range(1, self.max_steps + 1):
             np.add(padded[:, :-2, 1:-1], padded[:, 2:, 1:-1], out=update)
             update += padded[:, 1:-1, :-2]
