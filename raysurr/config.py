@@ -139,8 +139,9 @@ class TrainingConfig(Section):
     normalize: str = "auto"  # auto: inputs and targets divided by their largest magnitude per channel; none
     schedule: str = "constant"  # the learning rate within a round: constant, or cosine (lr -> lr/100 over epochs)
     budget_s: float | None = None  # seconds of training per round: the epochs that fit, re-planned after each
-    # at least this many optimizer steps a round: a small training set trains max(epochs, min_steps / steps per epoch)
-    # epochs, so that every size is trained to the same convergence (e.g. retrained from scratch at 250 and 2,000)
+    # at least this many optimizer steps a round: an epoch of a small training set cycles through it several times
+    # (min_steps / epochs steps), so that every size trains to a like convergence (retrained from scratch at 250 and
+    # at 2,000 labels, say) and is validated `epochs` times
     min_steps: int | None = None
     # auto: every step transforms each training sample by a random combination of the simulator's declared
     # symmetries (none declared: nothing happens); none: train on the labels as they are

@@ -289,7 +289,7 @@ def test_every_acquisition_function_gets_from_the_driver_what_it_declares(refere
     driver.acquisition.select = lambda candidates, k, rng: seen.append(candidates) or select(candidates, k, rng)
     driver.train(0)
     driver.train(1)
-    picks = driver.score(1, 5)
+    picks, at_random = driver.score(1, 5)
 
     members = max(1, needs.members)
     names = [f"round_{r:03d}" + (f"_member{m}" if m else "") for r in (0, 1) for m in range(members)]
@@ -307,10 +307,10 @@ def test_every_acquisition_function_gets_from_the_driver_what_it_declares(refere
     if needs.vectors is None:
         assert candidates.vectors is None and candidates.labeled_vectors is None
     else:
-        width = 8 if needs.vectors == "features" else driver.simulator.embed(driver.params[:1]).shape[1]  # 8: 2 * 2**2
+        width = 512 if needs.vectors == "features" else driver.simulator.embed(driver.params[:1]).shape[1]  # the sketch
         assert candidates.vectors.shape == (len(candidates.ids), width)
         assert candidates.labeled_vectors.shape == (len(labeled), width)
-    assert len(picks) == 5 and set(picks) <= set(candidates.ids.tolist())
+    assert len(picks) == 5 and set(picks) <= set(candidates.ids.tolist()) and not at_random
 
 
 def test_the_physics_term_gets_unlabelled_candidates_of_the_run(reference, tmp_path, monkeypatch):

@@ -188,10 +188,11 @@ class Fit:
         self.optimizer = torch.optim.Adam(model.parameters(), lr=lr)
         self.batch = max(1, settings.batch_size // world)
         largest = self._all_reduce(float(len(self.train_x)), dist.ReduceOp.MAX)
-        self.steps = math.ceil(largest / self.batch) if largest else 0
-        # `min_steps`: a small training set trains more epochs, so that its model converges as a large one's does
-        self.epochs = max(settings.epochs, math.ceil((settings.min_steps or 0) / max(self.steps, 1)))
-        self.planned = self.epochs  # cut, after each epoch, to what `budget_s` allows
+        # `min_steps`: an epoch of a small training set cycles through it until the round has made that many steps,
+        # so that its model converges as a large one's does, and is validated as often
+        passes = math.ceil((settings.min_steps or 0) / settings.epochs)
+        self.steps = max(math.ceil(largest / self.batch), passes) if largest else 0
+        self.planned = settings.epochs  # cut, after each epoch, to what `budget_s` allows
         self.scheduler = (torch.optim.lr_scheduler.LambdaLR(self.optimizer, self._cosine)
                           if settings.schedule == "cosine" else None)  # fmt: skip
         self.autocast = self.device.type == "cuda"  # bf16 on GPUs; CPUs stay in float32
@@ -250,7 +251,7 @@ class Fit:
         in all). Re-planned after every epoch, so a slow first epoch (allocator and cache warm-up)
         does not cut the round short."""
         more = int(max(0.0, (self.settings.budget_s or math.inf) - elapsed_s) // max(epoch_s, 1e-9))
-        self.planned = max(1, min(self.epochs, len(self.history) + more))
+        self.planned = max(1, min(self.settings.epochs, len(self.history) + more))
         if self.scheduler is not None:  # the next epoch's rate on the new plan
             for group, base in zip(self.optimizer.param_groups, self.scheduler.base_lrs, strict=True):
                 group["lr"] = base * self._cosine(self.scheduler.last_epoch)
@@ -316,12 +317,13 @@ class Fit:
             state["best_state"],
             int(state["stale"]),
         )
-        self.planned = int(state.get("planned", self.epochs))  # absent from trials saved before budgets
+        self.planned = int(state.get("planned", self.settings.epochs))  # absent from trials saved before budgets
         errors = [r["val_wmae"] for r in self.history]
         self.best_epoch = int(state.get("best_epoch", errors.index(min(errors)) if errors else -1))
 
     def train_epoch(self) -> float:
-        """`steps` mini-batches (the same count on every rank, cycling a shuffled shard); the mean loss."""
+        """`steps` mini-batches (the same count on every rank, cycling a shuffled shard: several passes where
+        `min_steps` asks for more steps than one holds); the mean loss."""
         if self.steps == 0:
             return math.nan
         n, batch = len(self.train_x), self.batch

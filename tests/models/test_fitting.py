@@ -38,6 +38,20 @@ def test_training_lowers_the_validation_error_and_keeps_the_best_weights():
     assert run.validate() == pytest.approx(best_epoch["val_wmae"], rel=1e-5)
 
 
+def test_min_steps_makes_a_small_sets_epochs_cycle_through_it_and_validates_as_often():
+    """24 samples at batch 8 are 3 steps an epoch; min_steps 40 over 4 epochs makes each epoch 10 steps (3.3 passes),
+    still 4 validations. A large enough set is unchanged."""
+    run = make_fit(TrainingConfig(epochs=4, lr=1e-2, batch_size=8, min_steps=40), dropout=0.0)
+    calls = []
+    original = run.model.forward
+    run.model.forward = lambda x: calls.append(run.model.training) or original(x)
+    while not run.done:
+        run.step()
+    assert run.steps == 10 and len(run.history) == 4
+    assert sum(calls) == 40  # forwards in training mode: the steps (validation runs in eval mode)
+    assert make_fit(TrainingConfig(epochs=4, lr=1e-2, batch_size=8, min_steps=8)).steps == 3
+
+
 def test_the_history_records_each_epochs_wall_and_cpu_time():
     run = make_fit(TrainingConfig(epochs=2, lr=1e-2, batch_size=8, patience=None))
     assert time.process_time() > 1  # this process's CPU so far (torch's import): not an epoch's
