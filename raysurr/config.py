@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import importlib
+import importlib.metadata
 import itertools
 import re
 import types
@@ -546,6 +547,29 @@ def _deepcopy(data: Mapping[str, Any]) -> dict[str, Any]:
     return {k: _deepcopy(v) if isinstance(v, Mapping) else v for k, v in data.items()}
 
 
+def merge(base: Mapping[str, Any], update: Mapping[str, Any]) -> dict[str, Any]:
+    """`update` laid over `base` key by key, recursively; a mapping whose `name` differs from the one it lands on
+    replaces it whole (another simulator, model or acquisition function keeps none of the old one's options).
+
+    Example:
+        >>> merge({"training": {"lr": 1e-3, "epochs": 8}}, {"training": {"epochs": 20}})
+        {'training': {'lr': 0.001, 'epochs': 20}}
+        >>> merge({"model": {"name": "unet", "depth": 4}}, {"model": {"name": "fno", "modes": 8}})
+        {'model': {'name': 'fno', 'modes': 8}}
+    """
+    out = _deepcopy(base)
+    for key, value in update.items():
+        old = out.get(key)
+        default = getattr(_SECTIONS.get(key), "name", None)  # a named section's default name (unet, random, ...)
+        renamed = isinstance(value, Mapping) and isinstance(old, Mapping) and "name" in value and (
+            value["name"] != old.get("name", default))  # fmt: skip
+        if isinstance(value, Mapping) and isinstance(old, Mapping) and not renamed:
+            out[key] = merge(old, value)
+        else:
+            out[key] = _deepcopy(value) if isinstance(value, Mapping) else value
+    return out
+
+
 def read_yaml(path: str | Path) -> dict[str, Any]:
     """Read a YAML mapping, with one-line errors for a missing or malformed file."""
     path = Path(path)
@@ -570,30 +594,49 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
 def load_config(path: str | Path | Sequence[str | Path] | None = None, overrides: Sequence[str] = ()) -> Config:
     """Read config file(s) (or the defaults), apply overrides, validate, and import its plugins.
 
-    With several files, each later file replaces the whole sections it names: a sweep's
-    `best.yaml` (model and training sections) laid over a run's config swaps the architecture
-    without inheriting options of the old one.
+    With several files, each later file is merged into the earlier ones key by key (`merge`): it changes the
+    keys it names and keeps the rest, as Hydra and OmegaConf do. A section that names another `name` (a
+    sweep's best.yaml with another model family, say) replaces the earlier section whole, so the new
+    architecture inherits no options of the old one.
     """
     paths = [path] if isinstance(path, (str, Path)) else list(path or [])
     data: dict[str, Any] = {}
     for item in paths:
-        data.update(read_yaml(item))
+        data = merge(data, read_yaml(item))
     config = Config.from_dict(apply_overrides(data, overrides))
     load_plugins(config.plugins)
     return config
 
 
+PLUGIN_GROUP = "raysurr.plugins"  # entry points an installed package declares to register its simulators and models
+_entry_points_loaded = False
+
+
 def load_plugins(modules: Sequence[str]) -> None:
-    """Import the user's plugin modules so that their simulators/models register themselves."""
+    """Import the installed packages' `raysurr.plugins` entry points (once per process) and the config's plugin
+    modules, so that their simulators, models and acquisition functions register themselves."""
+    global _entry_points_loaded
+    if not _entry_points_loaded:
+        _entry_points_loaded = True
+        for entry in importlib.metadata.entry_points(group=PLUGIN_GROUP):
+            _import_plugin(entry.value.split(":")[0], f"the entry point {entry.name!r} of {_package(entry)}")
     for module in modules:
-        try:
-            importlib.import_module(module)
-        except ImportError as exc:
-            raise ConfigError(
-                f"plugins: cannot import {module!r} ({exc}); make it importable from the working directory "
-                "or install it"
-            ) from None
-        except Exception as exc:  # the plugin's own code failed while it was imported
-            raise ConfigError(
-                f"plugins: importing {module!r} raised {type(exc).__name__}: {exc}; fix the plugin module"
-            ) from None
+        _import_plugin(module, "plugins")
+
+
+def _package(entry: importlib.metadata.EntryPoint) -> str:
+    dist = getattr(entry, "dist", None)
+    return f"package {dist.name!r}" if dist is not None else "an installed package"
+
+
+def _import_plugin(module: str, where: str) -> None:
+    try:
+        importlib.import_module(module)
+    except ImportError as exc:
+        raise ConfigError(
+            f"{where}: cannot import {module!r} ({exc}); make it importable from the working directory or install it"
+        ) from None
+    except Exception as exc:  # the plugin's own code failed while it was imported
+        raise ConfigError(
+            f"{where}: importing {module!r} raised {type(exc).__name__}: {exc}; fix the plugin module"
+        ) from None

@@ -33,10 +33,18 @@ class Registry(Generic[T]):
         self.kind = kind
         self._entries: dict[str, Callable[..., T]] = {}
 
-    def register(self, name: str) -> Callable[[Callable[..., T]], Callable[..., T]]:
-        """Decorator that registers a class under `name` (re-registering replaces it)."""
+    def register(self, name: str, replace: bool = False) -> Callable[[Callable[..., T]], Callable[..., T]]:
+        """Decorator that registers a class under `name`.
+
+        A name that is taken is refused (a plugin would otherwise silently replace a built-in), unless `replace`,
+        or unless the class is the same definition again (its module re-imported, e.g. by a notebook's reload).
+        """
 
         def decorate(factory: Callable[..., T]) -> Callable[..., T]:
+            taken = self._entries.get(name)
+            if taken is not None and not replace and _where(taken) != _where(factory):
+                raise RegistryError(f"{self.kind} {name!r} is already registered ({_where(taken)}); register "
+                                    f"{_where(factory)} under another name, or pass replace=True")  # fmt: skip
             self._entries[name] = factory
             factory.registered_name = name  # type: ignore[attr-defined]
             return factory
@@ -82,6 +90,10 @@ class Registry(Generic[T]):
 
     def __iter__(self) -> Iterator[str]:
         return iter(self.names())
+
+
+def _where(factory: Callable[..., Any]) -> str:
+    return f"{getattr(factory, '__module__', '?')}.{getattr(factory, '__qualname__', repr(factory))}"
 
 
 def check_options(

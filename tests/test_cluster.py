@@ -149,3 +149,38 @@ def test_a_command_without_address_starts_its_own_ray_beside_a_running_cluster(f
     result = run_command("-c", probe, env={"RAY_ADDRESS": ""}, timeout=120)  # an empty RAY_ADDRESS is none to Ray
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.split() == ["0", "1"]  # one node of its own, not the fake cluster's three
+
+
+def test_a_command_joins_the_cluster_ray_address_names(fake_cluster, tmp_path):
+    """As a `ray job submit` entrypoint: no --address, RAY_ADDRESS set. The command must run on that cluster rather
+    than start a private Ray: its simulator actor asks for a GPU, which only the fake cluster has (a private Ray on
+    this machine refuses the request in one line). The cluster itself is left running."""
+    ray, _, gpu_node = fake_cluster
+    from tests.conftest import run_command
+
+    args = [
+        "-m",
+        "raysurr.dataset",
+        "--n",
+        "6",
+        "--out",
+        str(tmp_path / "data"),
+        "--set",
+        "simulator.grid=16",
+        "--set",
+        "simulator.radius=2",
+        "--set",
+        "resources.gpus_per_simulator=1",
+        "--set",
+        "resources.simulators=1",
+        "--set",
+        "resources.simulator_resource=null",
+    ]
+    address = ray.get_runtime_context().gcs_address
+    joined = run_command(*args, env={"RAY_ADDRESS": address})
+    assert joined.returncode == 0, joined.stderr
+    assert "on 1 actors" in joined.stderr or "on 1 actor" in joined.stderr
+    private_args = [str(tmp_path / "private") if a.endswith("data") else a for a in args]
+    private = run_command(*private_args, env={"RAY_ADDRESS": ""})
+    assert private.returncode == 2 and "each simulator actor asks for 1 CPU, 1 GPU" in private.stderr
+    assert ray.is_initialized() and gpu_node in {n["NodeID"] for n in ray.nodes() if n["Alive"]}

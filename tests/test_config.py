@@ -76,3 +76,37 @@ def test_missing_and_malformed_files(tmp_path):
 def test_shipped_configs_are_valid(path):
     config = load_config(path)
     build_simulator(config.simulator)
+
+
+def test_layered_files_merge_key_by_key_and_a_new_name_replaces_its_section(tmp_path):
+    """quickstart + a file that sets only training.epochs keeps the quickstart's lr, batch size and schedule; a
+    best.yaml naming another model family brings none of the old family's options."""
+    quickstart = Path(__file__).parents[1] / "configs" / "quickstart.yaml"
+    extra = tmp_path / "extra.yaml"
+    extra.write_text("training: {epochs: 20}\nmodel: {depth: 3}\n")
+    config = load_config([quickstart, extra])
+    assert (config.training.epochs, config.training.lr, config.training.batch_size) == (20, 2e-3, 16)
+    assert config.training.schedule == "cosine" and config.model.options == {"base_channels": 8, "depth": 3,
+                                                                             "dropout": 0.0}  # fmt: skip
+    best = tmp_path / "best.yaml"
+    best.write_text("model: {name: fno, base_channels: 16, modes: 8}\ntraining: {lr: 5.0e-3}\n")
+    swapped = load_config([quickstart, best])
+    assert swapped.model.name == "fno" and swapped.model.options == {"base_channels": 16, "modes": 8}
+    assert (swapped.training.lr, swapped.training.epochs) == (5e-3, 8)  # every key best.yaml names wins, the rest stay
+    same = tmp_path / "same.yaml"
+    same.write_text("model: {name: unet, depth: 2}\n")
+    assert load_config([quickstart, same]).model.options == {"base_channels": 8, "depth": 2, "dropout": 0.0}
+
+
+def test_raysurr_config_prints_the_resolved_configuration(tmp_path, capsys):
+    from raysurr.commands import run_command
+
+    quickstart = str(Path(__file__).parents[1] / "configs" / "quickstart.yaml")
+    extra = tmp_path / "extra.yaml"
+    extra.write_text("training: {epochs: 20}\n")
+    assert run_command("config", ["--config", quickstart, "--config", str(extra), "--set", "seed=7"]) == 0
+    printed = yaml.safe_load(capsys.readouterr().out)
+    assert printed["seed"] == 7 and printed["training"]["epochs"] == 20 and printed["training"]["lr"] == 2e-3
+    assert Config.from_dict(printed) == load_config([quickstart, extra], ["seed=7"])
+    assert run_command("config", ["--set", "training.lr=fast"]) == 2
+    assert "training.lr must be a number, got 'fast'" in capsys.readouterr().err

@@ -80,10 +80,10 @@ def test_runs_share_evaluation_sets_and_per_seed_initial_sets(experiment):
 
 def test_report_and_figures(experiment):
     report = (experiment / "report.md").read_text()
-    assert "| unet-tiny | random | 2/2 | 16 ± 0 | 1.00 ± 0.00 |" in report
-    assert "| unet-tiny | diversity | 2/2 | 16 ± 0 | 1.00 ± 0.00 |" in report  # round 0: the same initial set
+    # one round: both functions trained on the same initial set with the same seed, so the same error
+    assert "| unet-tiny | diversity | 16 | 2 | 1.00x [1.00, 1.00] | cannot tell | 1 |" in report
     assert "| model | acquisition | 16 labels |" in report
-    assert "| unet-tiny | diversity | 2 | +0 [+0, +0] | +0% | cannot tell |" in report  # paired with random
+    assert "| unet-tiny | diversity | 2 | 1.00 [1.00, 1.00] | cannot tell | 1 |" in report  # paired with random
     assert (experiment / "learning_curve-unet-tiny.png").stat().st_size > 0
 
 
@@ -140,3 +140,20 @@ def test_a_failing_run_does_not_stop_the_others(tmp_path):
     assert re.search(r"1 runs failed \(broken-random-s0\); .* --resume", last_line(result.stderr))
     with (out / "summary.csv").open() as handle:
         assert [r["run"] for r in csv.DictReader(handle)] == ["unet-tiny-random-s0"]
+
+
+def test_the_reference_runs_on_past_the_others_to_its_own_budget():
+    from raysurr.commands.experiment import check_reference_budget, plan
+    from raysurr.config import Config
+
+    grid = {**TINY, "pool": {**TINY["pool"], "size": 400},
+            "loop": {"sizes": [16, 32, 64]}, "experiment": {**TINY["experiment"], "reference_budget": 200}}  # fmt: skip
+    runs = plan(Config.from_dict(grid))
+    assert runs[("unet-tiny", "random", 0)].loop.sizes == (16, 32, 64, 128, 200)  # on at the last ratio, to 200
+    assert runs[("unet-tiny", "diversity", 0)].loop.sizes == (16, 32, 64)
+    batches = {**TINY, "pool": {**TINY["pool"], "size": 400}, "loop": {"batch_size": 8, "rounds": 2},
+               "experiment": {**TINY["experiment"], "reference_budget": 40}}  # fmt: skip
+    reference = plan(Config.from_dict(batches))[("unet-tiny", "random", 1)].loop
+    assert (reference.label_budget, reference.rounds) == (40, 4)  # 16 + 3 x 8 labels: 4 rounds
+    with pytest.raises(ConfigError, match=r"experiment.reference_budget \(48\) .* past the others' last label count"):
+        check_reference_budget(Config.from_dict({**grid, "experiment": {**grid["experiment"], "reference_budget": 48}}))

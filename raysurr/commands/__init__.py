@@ -21,6 +21,7 @@ COMMANDS = {
     "tune": ("tune", "sweep surrogate architectures on Ray Tune"),
     "experiment": ("experiment", "a grid of AL runs (models x acquisition functions x seeds) and its report"),
     "headroom": ("headroom", "how much active learning could save on a problem, before a budget is spent"),
+    "config": ("config", "print the resolved configuration of --config files and --set overrides"),
     "list": ("registered", "every registered simulator, solver, model and acquisition function"),
     "check": ("check", "verify a run, experiment, dataset or evaluation cache on disk"),
 }

@@ -12,10 +12,12 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import NoReturn
 
-from raysurr.config import Config, SimulatorConfig, flat_keys, load_config
+from raysurr.config import Config, SimulatorConfig, apply_overrides, flat_keys, load_config, merge, read_yaml
 from raysurr.data.dataset import DatasetInfo
 from raysurr.data.lock import LOCK_NAME, FolderLock
+from raysurr.engine.plan import check_scale, plan_of
 from raysurr.errors import ConfigError, RaysurrError, RegistryError, RunFailed
+from raysurr.progress import say
 from raysurr.simulators import build_simulator
 
 # The name a command was run by when that is not its `python -m` name (`raysurr drive`): usage lines show it.
@@ -37,8 +39,8 @@ def add_config_arguments(parser: argparse.ArgumentParser) -> None:
         "--config",
         metavar="FILE",
         action="append",
-        help="YAML config (default: built-in defaults); repeat to lay files over each other, each later file "
-        "replacing the sections it names (e.g. a sweep's best.yaml)",
+        help="YAML config (default: built-in defaults); repeat to lay files over each other, key by key (a section "
+        "that names another model, simulator or acquisition function replaces the old one whole)",
     )
     parser.add_argument(
         "--set",
@@ -62,6 +64,21 @@ def add_address_argument(parser: argparse.ArgumentParser) -> None:
 def config_from_args(args: argparse.Namespace, extra: Sequence[str] = ()) -> Config:
     """The config a command runs with: file, then --set overrides, then the command's own flags."""
     return load_config(args.config, [*args.overrides, *extra])
+
+
+def given_keys(args: argparse.Namespace) -> set[str]:
+    """The dotted keys the user set in the --config files and --set overrides (not the defaults)."""
+    data: dict = {}
+    for path in args.config or []:
+        data = merge(data, read_yaml(path))
+    return set(flat_keys(apply_overrides(data, args.overrides)))
+
+
+def announce(config: Config, given: set[str], runs: int = 1) -> None:
+    """Say, before any work, what the run (each of `runs`) will ask of the simulator; refuse a plugin's run at
+    default sizes that would call it more than ten thousand times."""
+    check_scale(config, given)
+    say(plan_of(config).line() + (f"; {runs} runs" if runs > 1 else ""))
 
 
 def refuse_physics_term(config: Config, command: str) -> None:

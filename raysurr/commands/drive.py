@@ -26,9 +26,11 @@ from raysurr.commands.common import (
     Parser,
     add_address_argument,
     add_config_arguments,
+    announce,
     claim_folder,
     claim_new_folder,
     config_from_args,
+    given_keys,
     output_folder,
     remote_error,
     resume_changes,
@@ -62,6 +64,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return resume(args)
     config = config_from_args(args)
     check_run(config)
+    announce(config, given_keys(args))
     run_dir = output_folder(args.run_dir, config.name, "run")
     connect(args.address)
     check_resources(config)

@@ -36,9 +36,11 @@ from raysurr.commands.common import (
     Parser,
     add_address_argument,
     add_config_arguments,
+    announce,
     claim_folder,
     claim_new_folder,
     config_from_args,
+    given_keys,
     output_folder,
     remote_error,
     resume_changes,
@@ -88,13 +90,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     config = config_from_args(args)
     if not config.experiment.acquisitions:
         raise ConfigError("experiment.acquisitions is empty: name the functions to compare, e.g. {random: {}, tod: {}}")
-    return start_grid(config, args.out, "experiment", args.address, experiment)
+    return start_grid(config, args.out, "experiment", args.address, experiment, given_keys(args))
 
 
 def start_grid(config: Config, out: Path | None, kind: str, address: str | None,
-               run: Callable[[Path, Config], int]) -> int:  # fmt: skip
-    """Check a grid, then create its folder (`out`, or runs/KIND-NAME-TIME) with its config and `run` it."""
+               run: Callable[[Path, Config], int], given: set[str]) -> int:  # fmt: skip
+    """Check a grid, say its plan, then create its folder (`out`, or runs/KIND-NAME-TIME) with its config and `run`
+    it. `given`: the keys the user set (a plugin simulator's grid at default sizes is refused)."""
     check_grid(config)  # before the folder exists: a mistake leaves nothing behind
+    runs = plan(config)
+    announce(next(iter(runs.values())), given, len(runs))
     folder = output_folder(out, f"{kind}-{config.name}", kind)
     connect(address)
     check_grid_resources(config)

@@ -26,7 +26,14 @@ from pathlib import Path
 
 import yaml
 
-from raysurr.commands.common import Parser, add_address_argument, add_config_arguments, claim_folder, config_from_args
+from raysurr.commands.common import (
+    Parser,
+    add_address_argument,
+    add_config_arguments,
+    claim_folder,
+    config_from_args,
+    given_keys,
+)
 from raysurr.commands.experiment import experiment, run_dir, start_grid
 from raysurr.config import Config, load_config
 from raysurr.distributed.runtime import connect
@@ -74,7 +81,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     base = config_from_args(args)
     oracle = None if args.no_oracle else (args.oracle or ORACLE)
     config = headroom.plan(base, args.sizes or headroom.default_sizes(base), args.seeds, oracle)
-    return start_grid(config, args.out, "headroom", args.address, measure)
+    return start_grid(config, args.out, "headroom", args.address, measure, given_keys(args) | {"loop.sizes"})
 
 
 def measure(folder: Path, config: Config) -> int:

@@ -31,7 +31,7 @@ from raysurr.config import LabelingConfig, ResourcesConfig, SimulatorConfig, loa
 from raysurr.data.labels import LabelStore
 from raysurr.data.records import ChunkResult, FailureRecord
 from raysurr.data.store import samples_table
-from raysurr.distributed.runtime import check_fits, resource_known, thread_env
+from raysurr.distributed.runtime import check_fits, cluster_capacity, resource_known, thread_env
 from raysurr.errors import SimulationError
 from raysurr.progress import Progress
 from raysurr.simulators import AbstractSimulator, build_simulator
@@ -99,10 +99,11 @@ class SimulatorActor:
 
 
 def simulator_actor_count(resources: ResourcesConfig) -> int:
-    """The configured actor count, or as many as the cluster's CPUs (and `simulator` slots) allow."""
+    """The configured actor count, or as many as the cluster's CPUs (and `simulator` slots) allow, counting the
+    nodes an autoscaling cluster may still start (`runtime.cluster_capacity`)."""
     if resources.simulators is not None:
         return resources.simulators
-    total = ray.cluster_resources()
+    total, _ = cluster_capacity()
     count = int(total.get("CPU", 1) // resources.cpus_per_simulator)
     if resources.simulator_resource and resources.simulator_resource in total:
         count = min(count, int(total[resources.simulator_resource]))

@@ -26,9 +26,9 @@ def connect(address: str | None = None, num_cpus: int | None = None, dashboard: 
     """Initialise Ray once per process.
 
     Args:
-        address: None starts a local Ray (dashboard on 127.0.0.1:8265), even where `ray start` left one
-            running on this machine, which Ray itself would join (RAY_ADDRESS, as a `ray job submit`
-            entrypoint has it, still joins its cluster); "auto" or "ray://..." joins a running cluster.
+        address: "auto", an address or "ray://..." joins a running cluster; None joins the one RAY_ADDRESS names
+            (as a `ray job submit` entrypoint has it), else starts a local Ray (dashboard on 127.0.0.1:8265),
+            even where `ray start` left one running on this machine, which Ray itself would join.
         num_cpus: CPUs of a local Ray; None uses the machine's.
         dashboard: start the dashboard with a local Ray; None reads RAYSURR_DASHBOARD (default on).
     """
@@ -37,6 +37,7 @@ def connect(address: str | None = None, num_cpus: int | None = None, dashboard: 
     os.environ[MODE] = "bars" if bars_wanted() else "lines"  # decided by this command's terminal, for every worker
     quiet_ray_data()
     runtime_env = {"env_vars": {**WORKER_ENV, MODE: os.environ[MODE]}}
+    address = address or os.environ.get("RAY_ADDRESS") or None
     if address:
         _check_reachable(address)
         try:
@@ -104,15 +105,34 @@ def thread_env(cpus: float) -> dict[str, str]:
 def node_shapes() -> list[dict[str, float]]:
     """The resources of every alive node and of every node type the autoscaler may still launch."""
     shapes = [dict(node["Resources"]) for node in ray.nodes() if node.get("Alive")]
-    # Autoscaling clusters publish their node types through a private API: a best effort, and
-    # without it the check rests on the nodes that are up.
+    return shapes + [dict(group.resources) for group in autoscaling_groups()]
+
+
+def autoscaling_groups() -> list:
+    """The node types an autoscaling cluster may launch (each with `resources` and `max_count`); none elsewhere.
+
+    Autoscaling clusters publish them through a private API: a best effort, and without it the callers rest on
+    the nodes that are up."""
     with contextlib.suppress(Exception):
         from ray._private.state import state
 
         config = state.get_cluster_config()
-        for group in config.node_group_configs if config else []:
-            shapes.append(dict(group.resources))
-    return shapes
+        return list(config.node_group_configs) if config else []
+    return []
+
+
+def cluster_capacity() -> tuple[dict[str, float], bool]:
+    """The resources the cluster can hold at once: its alive nodes', or, on an autoscaling cluster, every node type
+    at its `max_workers` (the larger of the two per resource); and whether that counts nodes not started yet.
+
+    On `ray up cluster.yaml` the workers start at zero: sizing by the alive nodes alone would give one actor."""
+    alive = dict(ray.cluster_resources())
+    declared: dict[str, float] = {}
+    for group in autoscaling_groups():
+        for key, value in dict(group.resources).items():
+            declared[key] = declared.get(key, 0.0) + value * max(0, int(group.max_count))
+    capacity = {key: max(alive.get(key, 0.0), declared.get(key, 0.0)) for key in alive.keys() | declared.keys()}
+    return capacity, any(capacity[key] > alive.get(key, 0.0) for key in capacity)
 
 
 def resource_known(name: str) -> bool:

@@ -35,6 +35,7 @@ from raysurr.distributed.runtime import quiet_ray_data
 from raysurr.distributed.scoring import evaluate_splits, read_pool, read_samples, read_splits, score_pool
 from raysurr.distributed.training import TrainResult, fit
 from raysurr.engine.datasets import evaluation_sets
+from raysurr.engine.plan import duration, plan_of
 from raysurr.engine.rounds import RoundRecord, kept_metrics
 from raysurr.engine.run_folder import RunFolder, RunState, evaluation_dir, read_candidates
 from raysurr.engine.stream import Stream
@@ -177,8 +178,8 @@ class ALDriver:
         state.record = RoundRecord(state.round, labeled, failed, label_s=time.perf_counter() - start)
         state.record.utilisation = counts["busy_s"]  # seconds for now; a fraction of the round once it is finished
         self.set_gauges(round=state.round, labeled=labeled, failed=failed)
-        say(f"round {state.round}: labelled {counts['labeled']} new ({counts['failed']} failed, {counts['retried']} "
-            f"retries); {labeled} in total")  # fmt: skip
+        say(f"round {state.round}: labelled {counts['labeled']} new on {counts['actors']} simulator actors "
+            f"({counts['failed']} failed, {counts['retried']} retries); {labeled} in total")  # fmt: skip
         state.phase = "train"
 
     def _train(self, state: RunState) -> None:
@@ -221,6 +222,10 @@ class ALDriver:
         record.elapsed_s = sum(r.round_s for r in (*state.records, record))
         state.finish_round()
         self.publish(state)
+        if record.round == 0 and state.phase != "done":
+            left = plan_of(self.config).seconds_left(record, self.config.training.batch_size)
+            say(f"round 0 took {record.round_s:.0f}s; the rounds left need about {duration(left)} (training grows "
+                "with the labels)")  # fmt: skip
 
     def publish(self, state: RunState) -> None:
         """The latest finished round's (checkpoint's) line, rounds.csv, gauges and pictures."""
@@ -258,7 +263,7 @@ class ALDriver:
         ids = np.array(ids, dtype=np.int64)
         try:
             counts = labeler.label(ids, self.params[ids], self.folder.store, phase=phase, selected=selected)
-            return {**counts, "busy_s": labeler.busy_s() / len(labeler.slots)}
+            return {**counts, "busy_s": labeler.busy_s() / len(labeler.slots), "actors": len(labeler.slots)}
         finally:
             labeler.close()  # frees the CPUs for training and scoring on a machine that has few
 

@@ -86,7 +86,10 @@ class Stream:
         learner = ThreadPoolExecutor(1, thread_name_prefix="raysurr-learner")
         learning: Future | None = None
         window = (self.elapsed(), labeler.busy_s())
-        say(f"async loop: {len(labeler.slots)} simulator actors, a new model every {self.loop.retrain_after} labels")
+        say(
+            f"async loop: labelling on {len(labeler.slots)} simulator actors, a new model every "
+            f"{self.loop.retrain_after} labels"
+        )
         try:
             while True:
                 if self.driver.owner_gone():  # killed: send nothing more; what is stored and saved is the run

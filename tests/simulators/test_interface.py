@@ -26,6 +26,7 @@ def documented_plugin() -> str:
 def plugin_dir(tmp_path, monkeypatch):
     (tmp_path / "my_simulators.py").write_text(documented_plugin())
     monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setattr(SIMULATORS, "_entries", dict(SIMULATORS._entries))  # the plugin's registration leaves no trace
     yield tmp_path
     sys.modules.pop("my_simulators", None)
 
@@ -41,6 +42,51 @@ def test_plugin_registers_through_the_config(plugin_dir):
     result = run_simulation(sim, params, range(6))
     assert result.outputs.shape == (6, 1, 48, 48)
     assert np.all((result.outputs >= 0) & (result.outputs < 1e-2))  # kg/m³: far from order 1, as the guide says
+
+
+def test_a_taken_name_is_refused_unless_replaced_and_a_reimport_is_no_conflict(monkeypatch):
+    from raysurr.errors import RegistryError
+
+    monkeypatch.setattr(SIMULATORS, "_entries", dict(SIMULATORS._entries))  # leave no trace
+    with pytest.raises(RegistryError, match=r"simulator 'diffusion2d' is already registered "
+                       r"\(raysurr.simulators.diffusion2d.simulator.Diffusion2D\); register .*Mine under another "
+                       r"name, or pass replace=True"):  # fmt: skip
+
+        @SIMULATORS.register("diffusion2d")
+        class Mine(Square):
+            pass
+
+    assert SIMULATORS.get("diffusion2d").__name__ == "Diffusion2D"  # the built-in is untouched
+    SIMULATORS.register("diffusion2d", replace=True)(Square)
+    assert SIMULATORS.get("diffusion2d") is Square
+    SIMULATORS.register("square")(Square)
+    again = type("Square", (Square,), {"__module__": Square.__module__, "__qualname__": Square.__qualname__})
+    SIMULATORS.register("square")(again)  # the same definition imported again (a notebook's reload): no conflict
+    assert SIMULATORS.get("square") is again
+
+
+def test_an_installed_package_registers_through_its_entry_point(tmp_path, monkeypatch):
+    """A package that declares a `raysurr.plugins` entry point needs no `plugins:` line in the config."""
+    from raysurr import config as config_module
+
+    (tmp_path / "plume_package.py").write_text(documented_plugin())
+    info = tmp_path / "plume_package-1.0.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: plume-package\nVersion: 1.0\n")
+    (info / "entry_points.txt").write_text("[raysurr.plugins]\nplume = plume_package\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setattr(SIMULATORS, "_entries", dict(SIMULATORS._entries))
+    monkeypatch.setattr(config_module, "_entry_points_loaded", False)
+    try:
+        config = load_config(overrides=["simulator.name=plume"])  # no plugins key
+        assert build_simulator(config.simulator).input_shape == (2, 48, 48)
+        (info / "entry_points.txt").write_text("[raysurr.plugins]\nbroken = no_such_plume_module\n")
+        monkeypatch.setattr(config_module, "_entry_points_loaded", False)
+        with pytest.raises(ConfigError, match="the entry point 'broken' of package 'plume-package': cannot import "
+                           "'no_such_plume_module'"):  # fmt: skip
+            load_config()
+    finally:
+        sys.modules.pop("plume_package", None)
 
 
 def test_unknown_plugin_module_is_one_clear_line():
