@@ -1,6 +1,6 @@
 """raysurr's surrogates against the study's two published networks, built from their layer lists.
 
-`StudyUNet` (the study's UNetAB) and `StudyCNN` (its SimpleCNN100) follow SPEC's layer lists
+`StudyUNet` (the study's UNetAB) and `StudyCNN` (its SimpleCNN100) follow the study's layer lists (arXiv 2407.07674)
 exactly, 100x100 only, as the study wrote them. Each is timed next to raysurr's model of the same
 family at the same width and memory layout (the one `build_network` picks for raysurr's model:
 channels-last where it pays), and raysurr's model in each layout (what channels-last buys,

@@ -1,8 +1,9 @@
 """Run configuration: one frozen, validated dataclass per YAML section.
 
 A config file is YAML with the sections below; every key is optional and defaults to the study's
-setting where SPEC.md fixes one. `--set section.key=value` overrides a key (the value is parsed as
-YAML), and `Config.to_yaml()` gives the resolved config written next to every output.
+setting (the active-learning study of arXiv 2407.07674) where it fixes one. `--set section.key=value`
+overrides a key (the value is parsed as YAML), and `Config.to_yaml()` gives the resolved config written
+next to every output.
 
 Example:
     >>> cfg = Config.from_dict({"simulator": {"name": "diffusion2d", "grid": 64}})

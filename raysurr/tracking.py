@@ -7,7 +7,8 @@ kept in the run folder (`mlflow.json`), so a resumed run goes on in the same MLf
 it had not logged yet.
 
 The default store is MLflow's own default, an SQLite file, placed beside the run folders
-(`runs/mlflow.db`, artifacts in `runs/mlartifacts/`): `cd runs && mlflow ui` shows it with no server.
+(`runs/mlflow.db`, artifacts in `runs/mlartifacts/`): `cd runs && mlflow ui` shows it with no server (the UI
+needs the full `pip install mlflow`; raysurr's extra is the client and the store, mlflow-skinny).
 """
 
 from __future__ import annotations

@@ -184,3 +184,27 @@ def test_a_command_joins_the_cluster_ray_address_names(fake_cluster, tmp_path):
     private = run_command(*private_args, env={"RAY_ADDRESS": ""})
     assert private.returncode == 2 and "each simulator actor asks for 1 CPU, 1 GPU" in private.stderr
     assert ray.is_initialized() and gpu_node in {n["NodeID"] for n in ray.nodes() if n["Alive"]}
+
+
+def test_on_an_autoscaling_cluster_the_pool_is_sized_from_its_declared_capacity(monkeypatch):
+    """`ray up cluster.yaml` starts the head (CPU 0) and no workers: sizing the simulator pool by the alive nodes gave
+    one actor. The node types the autoscaler may launch, at their max_workers, count too."""
+    from types import SimpleNamespace
+
+    import ray
+
+    from raysurr.distributed import labeling, runtime
+
+    nodes = yaml.safe_load((REPO / "cluster.yaml").read_text())["available_node_types"]
+    simulators = nodes["simulators"]
+    groups = [SimpleNamespace(resources={"CPU": 16, **simulators["resources"]}, max_count=simulators["max_workers"]),
+              SimpleNamespace(resources={"CPU": 8, "GPU": 1}, max_count=nodes["gpu"]["max_workers"])]  # fmt: skip
+    monkeypatch.setattr(ray, "cluster_resources", lambda: {"CPU": 0.0})  # the head alone
+    monkeypatch.setattr(runtime, "autoscaling_groups", lambda: groups)
+    capacity, pending = runtime.cluster_capacity()
+    assert pending and capacity["simulator"] == 8 * 16 and capacity["CPU"] == 8 * 16 + 4 * 8
+    assert labeling.simulator_actor_count(ResourcesConfig()) == 128  # one per simulator slot, not one in all
+    assert labeling.simulator_actor_count(ResourcesConfig(simulators=5)) == 5  # a count given wins
+    monkeypatch.setattr(runtime, "autoscaling_groups", lambda: [])
+    monkeypatch.setattr(ray, "cluster_resources", lambda: {"CPU": 6.0})
+    assert labeling.simulator_actor_count(ResourcesConfig()) == 6 and not runtime.cluster_capacity()[1]

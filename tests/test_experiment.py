@@ -157,3 +157,23 @@ def test_the_reference_runs_on_past_the_others_to_its_own_budget():
     assert (reference.label_budget, reference.rounds) == (40, 4)  # 16 + 3 x 8 labels: 4 rounds
     with pytest.raises(ConfigError, match=r"experiment.reference_budget \(48\) .* past the others' last label count"):
         check_reference_budget(Config.from_dict({**grid, "experiment": {**grid["experiment"], "reference_budget": 48}}))
+
+
+def test_an_experiment_on_a_plugin_simulator_with_its_own_regions(tmp_path):
+    """The guide's plume plugin names its regions stack and air: the summary, the report and the figures take their
+    columns from it (they used to ask for diffusion2d's source and field and stop the grid with a KeyError)."""
+    from tests.simulators.test_interface import documented_plugin
+
+    (tmp_path / "my_simulators.py").write_text(documented_plugin())
+    grid = {**TINY, "name": "plumex", "plugins": ["my_simulators"], "simulator": {"name": "plume", "grid": 16},
+            "pool": {"size": 48, "initial": 8, "val": 8, "test": 8}, "loop": {"batch_size": 8, "rounds": 2},
+            "experiment": {**TINY["experiment"], "acquisitions": {"random": {}, "tod": {}}, "seeds": [0]}}  # fmt: skip
+    out = tmp_path / "out"
+    result = run_command("-m", "raysurr.experiment", "--config", write(tmp_path, grid), "--out", str(out),
+                         cwd=tmp_path, env={"PYTHONPATH": f"{tmp_path}:{REPO}"})  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    with (out / "summary.csv").open() as handle:
+        rows = list(csv.DictReader(handle))
+    assert {"test_mae_stack", "test_mae_air"} <= set(rows[0]) and "test_mae_source" not in rows[0]
+    assert len(rows) == 4 and (out / "learning_curve-unet-tiny.png").stat().st_size > 0
+    assert "| unet-tiny | tod | 16 | 1 |" in (out / "report.md").read_text()

@@ -70,11 +70,14 @@ def test_ruff(check):
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-def test_readme_opens_with_the_two_commands_and_ci_runs_the_second():
+def test_readme_opens_with_what_raysurr_is_then_the_two_commands_and_ci_runs_the_second():
     lines = (REPO / "README.md").read_text().splitlines()
-    assert lines[2] == "```bash" and lines[5] == "```"
-    assert lines[3].endswith(".venv/bin/python -m raysurr.drive --config configs/quickstart.yaml")
-    assert lines[4] in (REPO / ".ci" / "run").read_text().splitlines()
+    start = lines.index("```bash")
+    intro = " ".join(lines[1:start]).strip()
+    assert intro.startswith("raysurr trains") and 1 <= intro.count(". ") + intro.endswith(")") + 1 <= 3  # a sentence or two
+    assert lines[start + 3] == "```"
+    assert lines[start + 1].endswith(".venv/bin/python -m raysurr.drive --config configs/quickstart.yaml")
+    assert lines[start + 2] in (REPO / ".ci" / "run").read_text().splitlines()
 
 
 def test_every_package_has_an_init_so_that_a_wheel_ships_it():

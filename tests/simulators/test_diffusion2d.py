@@ -50,7 +50,7 @@ def test_targets_are_normalised_fields_with_their_maximum():
 def test_study_scale_field_maximum():
     sim = Diffusion2D()
     peaks = sim.simulate(sim.sample(200, np.random.default_rng(2))).extras["target_max"]
-    assert peaks.min() > 10 and peaks.max() < 40  # SPEC: between ~11 and ~37
+    assert peaks.min() > 10 and peaks.max() < 40  # the study: between ~11 and ~37
 
 
 def test_same_seed_same_samples_and_labels():
