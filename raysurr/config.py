@@ -108,6 +108,9 @@ class PoolConfig(Section):
     candidates: str | None = None  # a Parquet file/folder of the user's own candidate parameters
     eval_cache: str | None = None  # where val/test sets are cached; default: .eval-cache beside the run folder
     eval_seed: int | None = None  # the seed of the val/test sets; default: the run's seed (experiments share one)
+    # labelled samples you have (a raysurr dataset's train split, or Parquet with the parameters, input and target):
+    # they join the pool and start the run labelled, the initial set filled up to `initial` with candidates
+    initial_from: str | None = None
     # how the initial set is drawn from the candidates: random, or a design over their parameters (lhs: Latin
     # hypercube, sobol: scrambled Sobol points, kmeans: k-means centres over the pool, each snapped to its nearest
     # candidate; kmeans covers the pool best where there are many parameters)
@@ -122,6 +125,15 @@ class PoolConfig(Section):
 
 
 DESIGNS = ("random", "lhs", "sobol", "kmeans")  # raysurr.acquisition.design
+
+
+@dataclass(frozen=True)
+class EvaluationConfig(Section):
+    """`evaluation`: validation and test sets of your own instead of simulated ones (pool.val and pool.test sizes)."""
+
+    section: ClassVar[str] = "evaluation"
+    val_from: str | None = None  # a raysurr dataset (its val split) or Parquet with the parameters, input and target
+    test_from: str | None = None  # the same, its test split
 
 
 @dataclass(frozen=True)
@@ -378,6 +390,7 @@ NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]{0,99}")
 _SECTIONS: dict[str, type] = {
     "simulator": SimulatorConfig,
     "pool": PoolConfig,
+    "evaluation": EvaluationConfig,
     "model": ModelConfig,
     "training": TrainingConfig,
     "acquisition": AcquisitionConfig,
@@ -399,6 +412,7 @@ class Config:
     plugins: tuple[str, ...] = ()
     simulator: SimulatorConfig = field(default_factory=SimulatorConfig)
     pool: PoolConfig = field(default_factory=PoolConfig)
+    evaluation: EvaluationConfig = field(default_factory=EvaluationConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     training: TrainingConfig = field(default_factory=TrainingConfig)
     acquisition: AcquisitionConfig = field(default_factory=AcquisitionConfig)

@@ -74,7 +74,9 @@ def test_readme_opens_with_what_raysurr_is_then_the_two_commands_and_ci_runs_the
     lines = (REPO / "README.md").read_text().splitlines()
     start = lines.index("```bash")
     intro = " ".join(lines[1:start]).strip()
-    assert intro.startswith("raysurr trains") and 1 <= intro.count(". ") + intro.endswith(")") + 1 <= 3  # a sentence or two
+    assert (
+        intro.startswith("raysurr trains") and 1 <= intro.count(". ") + intro.endswith(")") + 1 <= 3
+    )  # a sentence or two
     assert lines[start + 3] == "```"
     assert lines[start + 1].endswith(".venv/bin/python -m raysurr.drive --config configs/quickstart.yaml")
     assert lines[start + 2] in (REPO / ".ci" / "run").read_text().splitlines()

@@ -47,6 +47,8 @@ def initial_design(params: np.ndarray, size: int, design: str, rng: np.random.Ge
         raise ValueError(f"unknown initial design {design!r}; designs: {', '.join(DESIGNS)}")
     count = len(params)
     size = min(size, count)
+    if size <= 0:
+        return np.empty(0, dtype=np.int64)
     if design == "random" or params.shape[1] == 0:
         return np.sort(rng.choice(count, size=size, replace=False))
     space = quantiles(params)

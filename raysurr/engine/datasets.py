@@ -16,6 +16,7 @@ import numpy as np
 import raysurr
 from raysurr.config import Config
 from raysurr.data.dataset import FORMAT_VERSION, MANIFEST, WHOLE, DatasetInfo, open_dataset, write_manifest
+from raysurr.data.imported import Labelled, read_labelled, store_labelled
 from raysurr.data.labels import LabelStore
 from raysurr.data.store import staged_directory, write_config
 from raysurr.distributed.labeling import Labeler
@@ -24,6 +25,14 @@ from raysurr.errors import DatasetError
 from raysurr.progress import say
 from raysurr.seeding import generator
 from raysurr.simulators import build_simulator
+
+
+def evaluation_files(config: Config) -> dict[str, Labelled]:
+    """The validation and test sets the user brought (`evaluation.val_from`, `evaluation.test_from`), checked."""
+    simulator = build_simulator(config.simulator)
+    sources = {"val": config.evaluation.val_from, "test": config.evaluation.test_from}
+    return {name: read_labelled(path, simulator, f"evaluation.{name}_from", name)
+            for name, path in sources.items() if path}  # fmt: skip
 
 
 def evaluation_sets(config: Config, folder: Path, run_root: Path) -> DatasetInfo:
@@ -39,9 +48,12 @@ def evaluation_sets(config: Config, folder: Path, run_root: Path) -> DatasetInfo
         say(f"evaluation sets: cached at {folder}")
         return open_dataset(folder)
     config = replace(config, seed=evaluation_seed(config), simulator=evaluation_simulator(config))
+    brought = evaluation_files(config)
     try:
         with staged_directory(folder) as stage:  # an incomplete set raises here and is never cached
-            write_dataset(config, {"val": config.pool.val, "test": config.pool.test}, stage, "eval")
+            sizes = {name: size for name, size in (("val", config.pool.val), ("test", config.pool.test))
+                     if name not in brought}  # fmt: skip
+            write_dataset(config, sizes, stage, "eval", brought=brought)
     except IncompleteDataset as exc:
         raise IncompleteDataset(f"evaluation sets: {exc}; nothing was cached: fix the simulator and resume "
                                 f"(--resume {run_root})") from None  # fmt: skip
@@ -58,12 +70,17 @@ class IncompleteDataset(DatasetError):
 
 
 def write_dataset(
-    config: Config, sizes: dict[str, int], folder: Path, phase: str, allow_failures: float = 0.0
+    config: Config,
+    sizes: dict[str, int],
+    folder: Path,
+    phase: str,
+    allow_failures: float = 0.0,
+    brought: dict[str, Labelled] | None = None,
 ) -> DatasetInfo:
     """Sample, label (on the connected Ray) and write a dataset's splits, manifest and config into `folder`.
 
     The parameter sets come from `generator(config.seed, phase)`; sample ids are 0..total-1 in
-    split order.
+    split order. `brought`: splits the user's own labelled samples make instead (ids after the simulated ones).
 
     Raises:
         IncompleteDataset: a split lost more than `allow_failures` of its samples (no manifest is written).
@@ -72,18 +89,24 @@ def write_dataset(
     total = sum(sizes.values())
     params = simulator.check_parameters(simulator.sample(total, generator(config.seed, phase)))
     sample_ids = np.arange(total, dtype=np.int64)
-    labeler = Labeler(config.simulator, config.plugins, config.labeling, config.resources)
-    say(f"labelling {total} samples with {config.simulator.name} on {len(labeler.actors)} actors")
     offset, labeled, failed = 0, {}, 0
-    try:
-        for name, size in sizes.items():
-            part = slice(offset, offset + size)
-            store = LabelStore(folder if name == WHOLE else folder / name, folder / "failures")
-            counts = labeler.label(sample_ids[part], params[part], store, name)
-            labeled[name], failed = counts["labeled"], failed + counts["failed"]
-            offset += size
-    finally:
-        labeler.close()
+    if total:
+        labeler = Labeler(config.simulator, config.plugins, config.labeling, config.resources)
+        say(f"labelling {total} samples with {config.simulator.name} on {len(labeler.actors)} actors")
+        try:
+            for name, size in sizes.items():
+                part = slice(offset, offset + size)
+                store = LabelStore(folder if name == WHOLE else folder / name, folder / "failures")
+                counts = labeler.label(sample_ids[part], params[part], store, name)
+                labeled[name], failed = counts["labeled"], failed + counts["failed"]
+                offset += size
+        finally:
+            labeler.close()
+    for name, samples in (brought or {}).items():
+        ids = np.arange(offset, offset + len(samples), dtype=np.int64)
+        store_labelled(LabelStore(folder / name, folder / "failures"), simulator, ids, samples)
+        labeled[name], offset = len(samples), offset + len(samples)
+        sizes = {**sizes, name: len(samples)}
     if failed:
         say(f"{failed} samples failed; their records are in the dataset's failures/ folder")
     short = {name: (labeled[name], size) for name, size in sizes.items() if labeled[name] < size * (1 - allow_failures)}

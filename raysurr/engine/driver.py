@@ -29,6 +29,7 @@ from raysurr.acquisition import Candidates, build_acquisition
 from raysurr.acquisition.design import initial_design
 from raysurr.config import Config, load_plugins
 from raysurr.data.dataset import open_dataset
+from raysurr.data.imported import read_labelled, store_labelled
 from raysurr.data.lock import FolderLock
 from raysurr.distributed.labeling import Labeler, Selected
 from raysurr.distributed.runtime import quiet_ray_data
@@ -152,19 +153,30 @@ class ALDriver:
         Stream(self, state).run()
 
     def _prepare(self, state: RunState) -> None:
-        """Sample (or read) the candidate pool, make the evaluation sets, pick the initial set."""
+        """Sample (or read) the candidate pool, make the evaluation sets, pick the initial set: the labelled samples
+        the user brought (`pool.initial_from`, stored now), filled up to `pool.initial` by the initial design."""
+        pool = self.config.pool
+        brought = None
+        if pool.initial_from:
+            brought = read_labelled(pool.initial_from, self.simulator, "pool.initial_from", "train")
         if not self.folder.pool.exists():
-            self.folder.write_pool(self.simulator, read_candidates(self.config, self.simulator))
+            candidates = read_candidates(self.config, self.simulator)
+            if brought is not None:
+                candidates = np.concatenate([candidates, brought.params])
+            self.folder.write_pool(self.simulator, candidates)
         evaluation_sets(self.config, self.eval_dir, self.folder.root)
         self.folder.save_untrained(self.config.model, self.simulator, child_seed(self.config.seed, "untrained"))
+        sampled = len(self.params) - (len(brought) if brought is not None else 0)
+        imported = np.arange(sampled, len(self.params))
+        if brought is not None:
+            store_labelled(self.folder.store, self.simulator, imported, brought)
         rng = generator(self.config.seed, "initial")
-        design = self.config.pool.initial_design
-        state.select(0, initial_design(self.params, self.config.pool.initial, design, rng).tolist())
+        drawn = initial_design(self.params[:sampled], max(0, pool.initial - len(imported)), pool.initial_design, rng)
+        state.select(0, sorted([*imported.tolist(), *drawn.tolist()]))
         state.phase = "label"
-        say(
-            f"pool: {len(self.params)} candidates; initial set: {len(state.selected)}"
-            + ("" if design == "random" else f" ({design} design)")
-        )
+        say(f"pool: {len(self.params)} candidates; initial set: {len(state.selected)}"
+            + (f" ({len(imported)} brought labelled from {pool.initial_from})" if brought is not None else "")
+            + ("" if pool.initial_design == "random" else f" ({pool.initial_design} design)"))  # fmt: skip
         if self.config.training.augment == "auto" and self.simulator.symmetries:
             say(f"training mirrors each batch by the simulator's symmetries ({', '.join(self.simulator.symmetries)}); "
                 "training.augment=none turns it off")  # fmt: skip

@@ -10,9 +10,11 @@ from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 from raysurr.acquisition import build_acquisition
 from raysurr.config import Config, ResourcesConfig
+from raysurr.data.imported import read_labelled
 from raysurr.distributed.labeling import check_simulator_fit, simulator_actor_count
 from raysurr.distributed.scoring import check_score_fit
 from raysurr.distributed.training import scaling_config
+from raysurr.engine.datasets import evaluation_files
 from raysurr.engine.driver import ALDriver
 from raysurr.engine.run_folder import read_candidates
 from raysurr.errors import ConfigError
@@ -37,6 +39,9 @@ def check_run(config: Config) -> None:
                           f"{config.simulator.name!r} has none; give it one (docs/simulators.md) or set 0")  # fmt: skip
     check_model(config.model, simulator.input_shape, simulator.output_shape)
     read_candidates(config, simulator)
+    if config.pool.initial_from:  # the user's own labelled samples: checked now, before any folder exists
+        read_labelled(config.pool.initial_from, simulator, "pool.initial_from", "train")
+    evaluation_files(config)
     check_tracking(config)
 
 

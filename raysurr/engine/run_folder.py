@@ -235,6 +235,11 @@ def evaluation_dir(config: Config, run_root: Path) -> Path:
     options = evaluation_simulator(config).options
     identity = {"simulator": config.simulator.name, "options": options, "seed": evaluation_seed(config),
                 "val": config.pool.val, "test": config.pool.test}  # fmt: skip
+    for name in ("val_from", "test_from"):  # a set of the user's own: which file, as it is now
+        path = getattr(config.evaluation, name)
+        if path:
+            info = Path(path).resolve().stat() if Path(path).exists() else None
+            identity[name] = [str(Path(path).resolve()), info and info.st_size, info and info.st_mtime_ns]
     key = json.dumps(identity, sort_keys=True, default=str)
     cache = Path(config.pool.eval_cache) if config.pool.eval_cache else Path(run_root).parent / ".eval-cache"
     return cache / hashlib.sha256(key.encode()).hexdigest()[:16]
