@@ -398,36 +398,21 @@ def test_a_run_starts_from_the_users_own_simulations_and_test_set(ray_local, tmp
     mine, test = users_table(12, seed=5), users_table(20, seed=6)
     pq.write_table(mine, tmp_path / "mine.parquet")
     pq.write_table(test, tmp_path / "test.parquet")
-    sets = [
-        *SETS,
-        "--set",
-        "simulator.grid=16",
-        "--set",
-        "simulator.radius=2",
-        "--set",
-        "model.depth=2",
-        "--set",
-        f"pool.initial_from={tmp_path / 'mine.parquet'}",
-        "--set",
-        f"evaluation.test_from={tmp_path / 'test.parquet'}",
-    ]
+    own = [f"pool.initial_from={tmp_path / 'mine.parquet'}", f"evaluation.test_from={tmp_path / 'test.parquet'}"]
+    sets = [*SETS, *[a for s in ["simulator.grid=16", "simulator.radius=2", "model.depth=2", *own] for a in ("--set", s)]]
     run = tmp_path / "run"
     assert main(["--config", QUICKSTART, "--run-dir", str(run), *sets]) == 0
     labels = pq.read_table(run / "labels").sort_by("sample_id")
     fidelity = labels.column("fidelity").to_pylist()
     assert fidelity.count("imported") == 12 and len(fidelity) == 16 + 8  # 4 drawn, then a round of 8
-    ids, params, selections = in_process_candidates(run)
-    assert len(ids) == 64 + 12 and sorted(selections[0])[-12:] == list(
-        range(64, 76)
-    )  # the brought ones joined the pool
+    ids, _, selections = in_process_candidates(run)
+    assert len(ids) == 64 + 12 and sorted(selections[0])[-12:] == list(range(64, 76))  # brought: joined the pool
     brought = [r for r in labels.to_pylist() if r["fidelity"] == "imported"]
     assert [r["flux1"] for r in brought] == pytest.approx(mine.column("flux1").to_pylist())
     config = Config.from_dict(yaml.safe_load((run / "config.yaml").read_text()))
     cached = read_arrays(read_split(evaluation_dir(config, run), "test"))
-    assert len(cached["sample_id"]) == 20 and open_dataset(evaluation_dir(config, run)).splits == {
-        "val": 16,
-        "test": 20,
-    }
+    splits = open_dataset(evaluation_dir(config, run)).splits
+    assert splits == {"val": 16, "test": 20} and len(cached["sample_id"]) == 20
     np.testing.assert_array_equal(cached["target"], test.column("targets").combine_chunks().to_numpy_ndarray())
     pq.write_table(broken("duplicate"), tmp_path / "bad.parquet")
     bad = [*sets, "--set", f"pool.initial_from={tmp_path / 'bad.parquet'}"]
