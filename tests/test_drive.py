@@ -399,7 +399,8 @@ def test_a_run_starts_from_the_users_own_simulations_and_test_set(ray_local, tmp
     pq.write_table(mine, tmp_path / "mine.parquet")
     pq.write_table(test, tmp_path / "test.parquet")
     own = [f"pool.initial_from={tmp_path / 'mine.parquet'}", f"evaluation.test_from={tmp_path / 'test.parquet'}"]
-    sets = [*SETS, *[a for s in ["simulator.grid=16", "simulator.radius=2", "model.depth=2", *own] for a in ("--set", s)]]
+    small = ["simulator.grid=16", "simulator.radius=2", "model.depth=2", *own]
+    sets = [*SETS, *[a for s in small for a in ("--set", s)]]
     run = tmp_path / "run"
     assert main(["--config", QUICKSTART, "--run-dir", str(run), *sets]) == 0
     labels = pq.read_table(run / "labels").sort_by("sample_id")
