@@ -35,7 +35,8 @@ def measured(ray_local, tmp_path_factory):
     root = tmp_path_factory.mktemp("headroom")
     (root / "tiny.yaml").write_text(yaml.safe_dump(TINY))
     out = root / "out"
-    assert main(["--config", str(root / "tiny.yaml"), "--out", str(out)]) == 0
+    # the k-centre oracle, whose picks the test below can check exactly (the default samples in proportion)
+    assert main(["--config", str(root / "tiny.yaml"), "--out", str(out), "--oracle", "{name: oracle}"]) == 0
     return out
 
 
@@ -82,6 +83,14 @@ def test_bad_sizes_and_pools_are_one_line_errors(tmp_path, capsys):
         err = capsys.readouterr().err
         assert status == 2 and message in err and len(err.strip().splitlines()) == 1, err
     assert not (tmp_path / "out").exists()
+
+
+def test_the_default_oracle_samples_in_proportion_to_the_true_error():
+    from raysurr.acquisition import build_acquisition
+    from raysurr.commands.headroom import ORACLE
+
+    oracle = build_acquisition(ORACLE)
+    assert oracle.needs.truth and type(oracle).__name__ == "StochasticBatch" and oracle.beta == 1.0
 
 
 def test_default_sizes_and_the_plan():

@@ -41,7 +41,10 @@ from raysurr.engine import headroom
 from raysurr.errors import ConfigError
 from raysurr.progress import say
 
-ORACLE = {"name": "oracle"}
+# Sampling in proportion to the true error: on the reference problem at 32 cells the k largest errors (k-centre among
+# the 4k largest, `oracle`'s own rule) made worse training sets than random ones (test weighted MAE 4.84 against 2.66
+# at 250 labels, one seed), as a probe had found for plain top-k; in proportion, the oracle bounds what selection can do
+ORACLE = {"name": "stochastic", "inner": {"name": "oracle"}}
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -53,8 +56,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--seeds", type=int, default=1, help="seeds of each run (default 1; 3 give intervals)")
     parser.add_argument("--no-oracle", action="store_true", help="skip the oracle (it simulates the whole pool)")
     parser.add_argument("--oracle", type=yaml.safe_load, default=None, metavar="SECTION",
-                        help="the oracle's acquisition section, e.g. '{name: stochastic, inner: {name: oracle}}' "
-                        "(default: {name: oracle})")  # fmt: skip
+                        help="the oracle's acquisition section (default: {name: stochastic, inner: {name: oracle}}, "
+                        "candidates drawn in proportion to the model's true error; {name: oracle}: k-centre among the "
+                        "largest errors)")  # fmt: skip
     add_config_arguments(parser)
     add_address_argument(parser)
     return parser.parse_args(argv)
