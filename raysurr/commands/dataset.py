@@ -18,6 +18,7 @@ from raysurr.data.store import staged_directory
 from raysurr.distributed.runtime import connect
 from raysurr.engine.datasets import IncompleteDataset, write_dataset
 from raysurr.errors import ConfigError
+from raysurr.progress import say
 from raysurr.simulators import build_simulator
 
 SPLIT_NAMES = ("train", "val", "test")
@@ -68,6 +69,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.out.exists() and not args.out.is_dir():
         raise ConfigError(f"--out {str(args.out)!r} is a file; choose a folder")
     build_simulator(config.simulator)  # validates options before Ray starts
+    say(
+        f"plan: {sum(sizes.values())} simulator runs of {config.simulator.name} ("
+        + ", ".join(f"{name} {size}" for name, size in sizes.items())
+        + ")"
+    )
     connect(args.address)
     start = time.perf_counter()
     short = None

@@ -70,7 +70,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     config = replace(config, simulator=dataset_simulator(info))  # its region of interest scores the test set
     channels = (info.input_shape[0], info.output_shape[0])
     size = count_parameters(build_model(config.model, *channels))  # also validates the model section
-    say(f"model {config.model.name}: {size:,} parameters; training on {info.splits['train']} samples")
+    say(
+        f"plan: model {config.model.name} ({size:,} parameters) trained up to {config.training.epochs} epochs on "
+        f"{info.splits['train']} samples, evaluated on {info.splits.get('test', 0)}"
+    )
     with staged_directory(args.out, overwrite=args.overwrite) as stage:
         connect(args.address)
         metrics = train_and_evaluate(config, info, channels, stage)

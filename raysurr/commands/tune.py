@@ -78,8 +78,9 @@ def sweep(args: argparse.Namespace, folder: Path, config: Config) -> int:
 
     data = sweep_data(config, folder)
     say(
-        f"sweep: {config.sweep.trials} draws of {len(config.sweep.space)} keys, objective {config.sweep.objective}, "
-        f"training sizes {list(data.sizes)}, {len(data.val_x)} validation samples"
+        f"plan: {config.sweep.trials} draws of {len(config.sweep.space)} keys, up to {config.training.epochs} epochs "
+        f"each, objective {config.sweep.objective}, training sizes {list(data.sizes)}, {len(data.val_x)} validation "
+        "samples"
     )
     start = time.perf_counter()
     results = tuning.run_sweep(config, data, folder, resume=bool(args.resume))
