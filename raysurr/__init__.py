@@ -12,18 +12,25 @@ def __getattr__(name: str):
         from raysurr.models.checkpoint import load_surrogate
 
         return load_surrogate
+    if name in ("load", "Predictor", "ExtrapolationWarning"):
+        from raysurr import predictor
+
+        return getattr(predictor, name)
     raise AttributeError(f"module 'raysurr' has no attribute {name!r}")
 
 
 __all__ = [
     "AbstractSimulator",
     "ConfigError",
+    "ExtrapolationWarning",
     "Parameter",
     "ParameterError",
+    "Predictor",
     "RaysurrError",
     "Simulation",
     "SimulationError",
     "__version__",
+    "load",
     "load_surrogate",
     "register_simulator",
 ]

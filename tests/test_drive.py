@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import os
@@ -69,6 +70,19 @@ def test_rounds_csv_and_outputs(reference):
     for name in ["learning_curve.png", "predictions.png", "config.yaml"]:
         assert (reference / name).stat().st_size > 0
     assert json.loads((reference / "state.json").read_text())["stopped"] == "2 rounds done"
+    predictor = raysurr.load(reference)  # the last finished round's model, as model/ leads to it
+    assert predictor.source == reference / "checkpoints" / "round_001" and predictor.labels == 24
+    assert (reference / "model").resolve() == predictor.source.resolve()
+    assert predictor.metrics["test_wmae"] == pytest.approx(float(rows[-1]["test_wmae"]))
+    assert raysurr.load(reference, round=0).source.name == "round_000" and raysurr.load(reference, round=0).labels == 16
+    params = predictor.renderer.sample(3, np.random.default_rng(0))
+    with pytest.warns(raysurr.ExtrapolationWarning) if not all(
+        lo <= v <= hi for row in params for v, (lo, hi) in zip(row, predictor.ranges.values(), strict=True)
+    ) else contextlib.nullcontext():  # fmt: skip
+        fields = predictor.predict(params)
+    with torch.no_grad():
+        expected = raysurr.load_surrogate(predictor.source)(torch.tensor(predictor.renderer.render(params))).numpy()
+    np.testing.assert_allclose(fields, expected, rtol=1e-5, atol=1e-6)
 
 
 def test_a_fourier_neural_operator_runs_the_loop_with_core_set_and_warm_starts(ray_local, tmp_path):
@@ -168,6 +182,7 @@ def test_resume_after_sigkill_in_each_phase_selects_the_same(reference):
     assert killed == [True, True, True]
     assert main(resume[2:]) == 0  # in this process's Ray: the killed ones' drivers died with their clusters
     assert labeled_ids(run) == labeled_ids(reference)
+    assert raysurr.load(run).source.name == "round_001"  # after the resumes: the last finished round
     with (run / "rounds.csv").open() as handle:
         assert [int(r["n_labeled"]) for r in csv.DictReader(handle)] == [16, 24]
     store, run_id = mlflow_run(run)  # one MLflow run throughout, each round logged once

@@ -27,6 +27,7 @@ from raysurr.commands.common import (
 )
 from raysurr.config import Config
 from raysurr.data.dataset import DatasetInfo, open_dataset
+from raysurr.data.labels import parameter_ranges
 from raysurr.data.store import staged_directory, write_config
 from raysurr.distributed.runtime import connect
 from raysurr.distributed.scoring import evaluate, read_samples
@@ -90,7 +91,9 @@ def train_and_evaluate(config: Config, info: DatasetInfo, channels: tuple[int, i
     datasets = {
         name: read_samples(info.split_dir(name), ["input", "target"]).materialize() for name in ["train", "val"]
     }
-    meta = {"simulator": info.simulator, "dataset": str(info.root), "n_train": info.splits["train"]}
+    ranges, count = parameter_ranges(info.split_dir("train"), info.parameters)
+    meta = {"simulator": info.simulator, "plugins": list(config.plugins), "dataset": str(info.root),
+            "n_train": info.splits["train"], "ranges": ranges, "labels": count}  # fmt: skip
     result = fit(datasets, config.model, channels, config.training, config.resources, out / "checkpoint",
                  seed=child_seed(config.seed, "train"), meta=meta, plugins=config.plugins,
                  symmetries=build_simulator(config.simulator).symmetries)  # fmt: skip

@@ -105,3 +105,14 @@ class LabelStore:
 
     def read_failures(self) -> pa.Table:
         return self.failures.read() if self.failures.parts() else failures_table([])
+
+
+def parameter_ranges(source: str | Path | Sequence[Path], names: Sequence[str]) -> tuple[dict[str, list[float]], int]:
+    """({name: [lowest, highest]} of each parameter over a set of labelled samples, how many): what a surrogate
+    trained on them has seen (its predictions outside extrapolate). `source`: a folder of parts, or a list of them."""
+    files = [source] if isinstance(source, (str, Path)) else list(source)
+    table = pa.concat_tables([pq.read_table(f, columns=list(names)) for f in files]) if files else None
+    if table is None or table.num_rows == 0:
+        return {}, 0
+    ranges = {name: [float(np.min(table.column(name))), float(np.max(table.column(name)))] for name in names}
+    return ranges, table.num_rows

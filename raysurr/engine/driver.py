@@ -30,6 +30,7 @@ from raysurr.acquisition.design import initial_design
 from raysurr.config import Config, load_plugins
 from raysurr.data.dataset import open_dataset
 from raysurr.data.imported import read_labelled, store_labelled
+from raysurr.data.labels import parameter_ranges
 from raysurr.data.lock import FolderLock
 from raysurr.distributed.labeling import Labeler, Selected
 from raysurr.distributed.runtime import quiet_ray_data
@@ -240,9 +241,10 @@ class ALDriver:
                 "with the labels)")  # fmt: skip
 
     def publish(self, state: RunState) -> None:
-        """The latest finished round's (checkpoint's) line, rounds.csv, gauges and pictures."""
+        """The latest finished round's (checkpoint's) line, rounds.csv, `model/`, gauges and pictures."""
         record = state.records[-1]
         self.folder.write_rounds(state, self.regions)
+        self.folder.point_model_at(record.round)
         say(record.summary(self.regions, "checkpoint" if self.config.loop.mode == "async" else "round"))
         self.set_gauges(round=record.round, val_wmae=record.val_wmae, test_wmae=record.test_wmae)
         plot_learning_curve([r.row() for r in state.records], self.regions, self.folder.learning_curve)
@@ -294,7 +296,10 @@ class ALDriver:
         labels = read_samples(parts or self.folder.store.labels.directory, columns).materialize()
         datasets = {"train": labels, "val": val}
         warm_start = round_idx and not self.config.training.reinit
-        meta = {"round": round_idx, "run": self.config.name}
+        ranges, count = parameter_ranges(parts or self.folder.store.labels.directory, self.simulator.parameter_names)
+        # what `raysurr.load` needs to predict from parameters with the checkpoint alone
+        meta = {"round": round_idx, "run": self.config.name, "simulator": self.config.simulator.to_dict(),
+                "plugins": list(self.config.plugins), "ranges": ranges, "labels": count}  # fmt: skip
         physics = self._physics(round_idx) if self.config.training.physics_weight else None
         results = []
         for member in range(max(1, self.acquisition.needs.members)):

@@ -19,7 +19,9 @@ import hashlib
 import itertools
 import json
 import math
+import os
 import time
+import uuid
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -157,6 +159,17 @@ class RunFolder:
 
     def checkpoint(self, round_idx: int, member: int = 0) -> Path:
         return self.checkpoints / (f"round_{round_idx:03d}" + (f"_member{member}" if member else ""))
+
+    @property
+    def model(self) -> Path:
+        """`model/`: a link to the last finished round's checkpoint, replaced atomically at each round's end."""
+        return self.root / "model"
+
+    def point_model_at(self, round_idx: int) -> None:
+        """Make `model/` lead to round `round_idx`'s checkpoint (a relative link, so the folder can move)."""
+        tmp = self.root / f".model.{uuid.uuid4().hex[:8]}"
+        os.symlink(Path("checkpoints") / self.checkpoint(round_idx).name, tmp, target_is_directory=True)
+        os.replace(tmp, self.model)
 
     def errors(self, round_idx: int) -> Path:
         """Round `round_idx`'s per-sample validation and test errors (split, sample_id, the error metrics), CSV."""
