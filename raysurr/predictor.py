@@ -196,6 +196,18 @@ def load(path: str | Path, device: str | torch.device | None = None, round: int 
                      checkpoint)  # fmt: skip
 
 
+def load_bytes(checkpoint: bytes, members: Sequence[bytes] = (), device: str | torch.device | None = None,
+               threads: int | None = None) -> Predictor:  # fmt: skip
+    """A `Predictor` from checkpoint contents (as Ray hands them to workers that do not see the run's disk)."""
+    if threads:
+        torch.set_num_threads(threads)
+    device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    spec, _ = read_checkpoint(checkpoint)
+    return Predictor(load_surrogate(checkpoint, device), SimulatorConfig.from_dict(spec.meta["simulator"]),
+                     tuple(spec.meta.get("plugins", ())), {k: tuple(v) for k, v in spec.meta.get("ranges", {}).items()},
+                     spec.meta.get("labels"), {}, [load_surrogate(m, device) for m in members])  # fmt: skip
+
+
 def run_checkpoint(run: Path, round_idx: int | None) -> Path:
     """A run's checkpoint of `round_idx`, or of its last finished round."""
     rounds = json.loads((run / "state.json").read_text()).get("records", [])

@@ -13,6 +13,7 @@ import warnings
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 import torch
@@ -434,3 +435,40 @@ def test_a_run_starts_from_the_users_own_simulations_and_test_set(ray_local, tmp
     with pytest.raises(ConfigError, match=r"pool.initial_from: .*bad.parquet.*rows \[2, 6\] hold the same parameter"):
         main(["--config", QUICKSTART, "--run-dir", str(tmp_path / "never"), *bad])
     assert not (tmp_path / "never").exists()
+
+
+def test_raysurr_predict_writes_the_fields_of_a_file_of_parameter_sets_in_its_order(reference, tmp_path, capsys):
+    """On Ray Data, two workers: the same fields as Predictor.predict in this process, row for row; bad files are one
+    line (exit 2) and leave nothing behind."""
+    import pyarrow.csv as pacsv
+
+    from raysurr.commands import run_command
+    from raysurr.data.store import tensor_numpy
+
+    predictor = raysurr.load(reference)
+    low, high = zip(*predictor.ranges.values(), strict=True)
+    params = np.random.default_rng(1).uniform(low, high, size=(300, len(low)))
+    names = predictor.parameter_names
+    params[:, [names.index(n) for n in names if n.startswith(("row", "col"))]] //= 1  # integer centres
+    pacsv.write_csv(pa.table({n: params[:, j] for j, n in enumerate(names)}), tmp_path / "params.csv")
+    out = tmp_path / "fields.parquet"
+    assert run_command("predict", ["--run", str(reference), "--params", str(tmp_path / "params.csv"), "--out",
+                                   str(out), "--batch-size", "64"]) == 0  # fmt: skip
+    table = pq.read_table(out)
+    assert table.column_names == [*names, "prediction"] and table.num_rows == 300
+    np.testing.assert_allclose(np.column_stack([table.column(n) for n in names]), params)  # the file's order
+    fields = tensor_numpy(table.column("prediction"))
+    np.testing.assert_allclose(fields, predictor.predict(params), rtol=1e-5, atol=1e-6)
+    pq.write_table(pa.table({n: params[:5, j] for j, n in enumerate(names[:-1])}), tmp_path / "short.parquet")
+    capsys.readouterr()
+    cases = (
+        (["--params", str(tmp_path / "short.parquet")], "missing ['flux2']"),
+        (["--params", str(tmp_path / "params.csv"), "--std"], "it has no spread to give"),
+    )
+    for args, message in cases:
+        assert run_command("predict", ["--run", str(reference), "--out", str(tmp_path / "no.parquet"), *args]) == 2
+        assert message in capsys.readouterr().err and not (tmp_path / "no.parquet").exists()
+    params[0, names.index("flux1")] = 0.0  # inside the simulator's range, below what the tiny run's labels covered
+    pacsv.write_csv(pa.table({n: params[:, j] for j, n in enumerate(names)}), tmp_path / "wide.csv")
+    args = ["--run", str(reference), "--params", str(tmp_path / "wide.csv"), "--out", str(tmp_path / "no.parquet")]
+    assert run_command("predict", [*args, "--strict"]) == 2 and "lies outside" in capsys.readouterr().err

@@ -43,7 +43,16 @@ def imports(path):
 
 
 PACKAGE = REPO / "raysurr"
-ENTRY_POINTS = {"__main__.py", "drive.py", "dataset.py", "train.py", "tune.py", "experiment.py", "headroom.py"}
+ENTRY_POINTS = {
+    "__main__.py",
+    "drive.py",
+    "dataset.py",
+    "train.py",
+    "tune.py",
+    "experiment.py",
+    "headroom.py",
+    "predict.py",
+}
 LIBRARY = [p for p in PACKAGE.rglob("*.py") if "commands" not in p.relative_to(PACKAGE).parts
            and not (p.parent == PACKAGE and p.name in ENTRY_POINTS)]  # fmt: skip
 

@@ -218,6 +218,23 @@ def _rows(path: Path) -> int | None:
 
 
 @contextmanager
+def staged_file(out: str | Path) -> Iterator[Path]:
+    """Write a file under a hidden temporary name beside `out` and rename it to `out` only when complete (an error
+    removes it: nothing is left at `out`, and an existing `out` is replaced only by a finished file)."""
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    stage = out.parent / f".{out.name}.partial-{uuid.uuid4().hex[:8]}"
+    try:
+        yield stage
+    except BaseException:
+        stage.unlink(missing_ok=True)
+        raise
+    _fsync(stage)
+    os.replace(stage, out)
+    _fsync(out.parent)
+
+
+@contextmanager
 def staged_directory(out: str | Path, overwrite: bool = False) -> Iterator[Path]:
     """Build a folder under a hidden temporary name and move it to `out` only when complete.
 

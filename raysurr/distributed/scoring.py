@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pyarrow.parquet as pq
 import ray
 import ray.data
@@ -32,6 +33,7 @@ from raysurr.distributed.runtime import check_fits
 from raysurr.errors import DatasetError
 from raysurr.models.checkpoint import checkpoint_bytes, load_surrogate
 from raysurr.models.losses import error_metrics, error_spread, per_sample_weighted_mae, roi_mae
+from raysurr.predictor import ExtrapolationWarning, load_bytes
 from raysurr.progress import Progress
 from raysurr.seeding import child_seed
 from raysurr.simulators import build_simulator, evaluation_section, run_simulation
@@ -318,3 +320,42 @@ def score_pool(
         return {"sample_id": np.empty(0, dtype=np.int64), "score": np.empty(0)}
     order = np.argsort(out["sample_id"], kind="stable")
     return {name: values[order] for name, values in out.items()}
+
+
+class BatchPredictor:
+    """Fields for batches of parameter sets; used as a `map_batches` class: loads the surrogate once per worker.
+
+    Args:
+        checkpoint, members: the checkpoint's contents and its ensemble members' (for the spread).
+        std: also return each field's spread (`std`).
+    """
+
+    def __init__(self, checkpoint: bytes, members: list[bytes], std: bool, batch_size: int, threads: int = 1) -> None:
+        self.predictor = load_bytes(checkpoint, members, threads=threads)
+        self.std, self.batch_size, self.threads = std, batch_size, threads
+
+    def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        torch.set_num_threads(self.threads)
+        names = self.predictor.parameter_names
+        params = np.column_stack([np.asarray(batch[name], dtype=np.float64) for name in names])
+        with warnings.catch_warnings():  # the command checked the ranges and said so once
+            warnings.simplefilter("ignore", ExtrapolationWarning)
+            result = self.predictor.predict(params, return_std=self.std, batch_size=self.batch_size)
+        fields, spread = result if self.std else (result, None)
+        return {**{name: batch[name] for name in ("row", *names)}, "prediction": fields,
+                **({"std": spread} if self.std else {})}  # fmt: skip
+
+
+def predict_table(table: pa.Table, checkpoint: Path, members: list[Path], std: bool, resources: ResourcesConfig,
+                  batch_size: int = 256):  # fmt: skip
+    """Predict every row of a table of parameter sets on Ray Data, in several blocks per worker; yields numpy batches
+    (`row`, the parameters, `prediction`, `std`) in the table's order."""
+    check_score_fit(resources)
+    rows = table.append_column("row", pa.array(np.arange(table.num_rows, dtype=np.int64)))
+    blocks = max(4 * resources.score_actors, math.ceil(table.num_rows / 4096))
+    dataset = ray.data.from_arrow(rows).repartition(blocks)
+    dataset.context.execution_options.preserve_order = True  # the output file's rows follow the input's
+    kwargs = {"checkpoint": checkpoint_bytes(checkpoint), "members": [checkpoint_bytes(m) for m in members],
+              "std": std, "batch_size": batch_size}  # fmt: skip
+    yield from _map(dataset, BatchPredictor, kwargs, resources, batch_size).iter_batches(
+        batch_size=batch_size, batch_format="numpy")  # fmt: skip
