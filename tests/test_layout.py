@@ -52,6 +52,7 @@ ENTRY_POINTS = {
     "experiment.py",
     "headroom.py",
     "predict.py",
+    "export.py",
 }
 LIBRARY = [p for p in PACKAGE.rglob("*.py") if "commands" not in p.relative_to(PACKAGE).parts
            and not (p.parent == PACKAGE and p.name in ENTRY_POINTS)]  # fmt: skip

@@ -20,6 +20,7 @@ COMMANDS = {
     "train": ("train", "train a surrogate on a labelled dataset (the passive baseline)"),
     "tune": ("tune", "sweep surrogate architectures on Ray Tune"),
     "experiment": ("experiment", "a grid of AL runs (models x acquisition functions x seeds) and its report"),
+    "export": ("export", "the trained surrogate as TorchScript, ONNX or a torch.export program"),
     "predict": ("predict", "the trained surrogate's fields for a file of parameter sets (Ray Data)"),
     "headroom": ("headroom", "how much active learning could save on a problem, before a budget is spent"),
     "config": ("config", "print the resolved configuration of --config files and --set overrides"),

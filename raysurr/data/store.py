@@ -223,7 +223,9 @@ def staged_file(out: str | Path) -> Iterator[Path]:
     removes it: nothing is left at `out`, and an existing `out` is replaced only by a finished file)."""
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    stage = out.parent / f".{out.name}.partial-{uuid.uuid4().hex[:8]}"
+    stage = (
+        out.parent / f".{out.stem}.partial-{uuid.uuid4().hex[:8]}{out.suffix}"
+    )  # the suffix kept: some writers check it
     try:
         yield stage
     except BaseException:
