@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import tempfile
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
@@ -96,6 +97,9 @@ class Tracker:
         """The `tracking` keys (dotted) that make a run of the grid `config` a child of this run."""
         return {}
 
+    def log_model(self, checkpoint: Path) -> None:
+        """Record the final model as an MLflow pyfunc model (`raysurr.mlflow_model`)."""
+
 
 class MlflowTracker(Tracker):
     """One MLflow run, created on first use and found again through the folder's `mlflow.json`.
@@ -158,6 +162,13 @@ class MlflowTracker(Tracker):
             if folder.is_dir():
                 self.client.log_artifacts(self.run_id, str(folder), artifact_path)
         self.client.set_terminated(self.run_id, status=status)
+
+    def log_model(self, checkpoint: Path) -> None:
+        from raysurr import mlflow_model  # imports torch and MLflow's model flavours: only here
+
+        with tempfile.TemporaryDirectory() as tmp:
+            mlflow_model.save(Path(checkpoint), Path(tmp) / "model")
+            self.client.log_artifacts(self.run_id, str(Path(tmp) / "model"), "model")
 
     def children(self, config: Config) -> dict[str, Any]:
         return {"tracking.uri": self.uri, "tracking.experiment": config.tracking.experiment or config.name,

@@ -212,6 +212,17 @@ def test_the_run_is_an_mlflow_run_with_a_step_per_round(reference):
     assert {"rounds.csv", "learning_curve.png", "predictions.png", "config.yaml", "checkpoint"} <= artifacts
     assert {a.path for a in store.list_artifacts(run_id, "checkpoint")} >= {"checkpoint/surrogate.pt"}
     assert store.get_experiment(run.info.experiment_id).name == "quickstart"
+    # the final model as an MLflow pyfunc model: a parameter table in, the Predictor's fields out
+    import mlflow
+    import pandas as pd
+
+    mlflow.set_tracking_uri(store.tracking_uri)
+    model = mlflow.pyfunc.load_model(f"runs:/{run_id}/model")
+    predictor = raysurr.load(reference)
+    params = np.array([[lo for lo, _ in predictor.ranges.values()], [hi for _, hi in predictor.ranges.values()]])
+    table = pd.DataFrame(params, columns=list(predictor.parameter_names))
+    np.testing.assert_allclose(model.predict(table), predictor.predict(params), rtol=1e-6)
+    assert [spec.name for spec in model.metadata.signature.inputs] == list(predictor.parameter_names)
 
 
 def test_config_errors_are_one_line(tmp_path):

@@ -112,6 +112,8 @@ class ALDriver:
                     self.tracker.finish("FAILED")
                 raise
             last = self.folder.checkpoint(int(result["rows"][-1]["round"])) if result["rows"] else None
+            if last:
+                self.tracker.log_model(last)
             self.tracker.finish("FINISHED", [self.folder.config], {"checkpoint": last} if last else None)
             return result
 
