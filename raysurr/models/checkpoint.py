@@ -28,6 +28,9 @@ from raysurr.models.registry import build_network
 FORMAT = "raysurr-surrogate"
 VERSION = 3  # 2: the autoencoder decodes in the study's order, the U-Net halves channels with zero padding;
 # 3: the U-Net's up-step to an odd size 2h + 1 is a stride-2 transposed conv
+# Older versions cannot be migrated on read: their networks compute differently with the same weights. Each is read
+# by the raysurr of these commits (all version 0.1.0; there are no release tags yet).
+READERS = {1: "f1b3c0d to 2506416 (2026-11-23)", 2: "4dee13d to 151aad1 (2026-11-23)"}
 FILENAME = "surrogate.pt"
 
 
@@ -182,8 +185,11 @@ def read_checkpoint(source: str | Path | bytes) -> tuple[SurrogateSpec, dict[str
         raise CheckpointError(f"{where} is not a readable surrogate checkpoint ({reason})") from None
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise CheckpointError(f"{where} is not a raysurr surrogate checkpoint (no '{FORMAT}' header)")
-    if payload.get("version") != VERSION:
-        raise CheckpointError(f"{where} has checkpoint version {payload.get('version')}; this raysurr reads {VERSION}")
+    version = payload.get("version")
+    if version != VERSION:
+        reader = f": raysurr at commits {READERS[version]} reads it" if version in READERS else ""
+        raise CheckpointError(f"{where} was written as checkpoint version {version}, which this raysurr (version "
+                              f"{VERSION}) cannot read{reader}; retrain, or load it with that raysurr")  # fmt: skip
     transform = TargetTransform.from_dict(payload["transform"])
     inputs = TargetTransform.from_dict(payload.get("inputs"))  # absent from checkpoints before input scaling
     metric = TargetTransform.from_dict(payload["metric"]) if payload.get("metric") else None

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import pickle
+from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -75,7 +77,8 @@ def test_version_and_shape_mismatch(saved, tmp_path):
     _, path = saved
     payload = torch.load(path, weights_only=True)
     torch.save({**payload, "version": 99}, tmp_path / "future.pt")
-    with pytest.raises(CheckpointError, match=f"checkpoint version 99; this raysurr reads {VERSION}"):
+    message = rf"checkpoint version 99, which this raysurr \(version {VERSION}\) cannot read; retrain"
+    with pytest.raises(CheckpointError, match=message):
         raysurr.load_surrogate(tmp_path / "future.pt")
     torch.save({**payload, "init": {**payload["init"], "base_channels": 5}}, tmp_path / "other.pt")
     with pytest.raises(CheckpointError, match="weights do not fit model 'unet'"):
@@ -91,3 +94,23 @@ def test_a_checkpoint_saved_in_the_default_layout_loads_into_the_channels_last_m
     x = torch.randn(2, 1, 20, 20)
     with torch.no_grad():
         assert torch.allclose(loaded(x), model.eval()(x), atol=1e-6)
+
+
+FIXTURES = Path(__file__).parents[1] / "fixtures" / "checkpoints"  # a tiny U-Net saved by the raysurr of each version
+
+
+@pytest.mark.parametrize(("version", "commits"), [(1, "f1b3c0d to 2506416"), (2, "4dee13d to 151aad1")])
+def test_every_older_checkpoint_version_is_refused_naming_the_raysurr_that_reads_it(version, commits):
+    with pytest.raises(CheckpointError, match=rf"written as checkpoint version {version}, which this raysurr \(version "
+                       rf"{VERSION}\) cannot read: raysurr at commits {commits} \(2026-11-23\) reads it"):  # fmt: skip
+        raysurr.load_surrogate(FIXTURES / f"v{version}")
+
+
+def test_the_current_version_reads_its_committed_fixture_to_the_same_outputs():
+    """Saved by this version's raysurr with its outputs beside it: a change that reads it differently fails here."""
+    assert VERSION == 3
+    x = torch.linspace(0, 1, 2 * 16 * 16).reshape(2, 1, 16, 16)
+    with torch.no_grad():
+        out = raysurr.load_surrogate(FIXTURES / "v3")(x).numpy()
+    np.testing.assert_allclose(out, np.load(FIXTURES / "v3" / "expected.npy"), rtol=1e-6, atol=1e-7)
+    assert raysurr.load(FIXTURES / "v3").parameter_names[:3] == ("row1", "col1", "flux1")
