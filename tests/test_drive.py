@@ -21,6 +21,7 @@ import yaml
 
 import raysurr
 from raysurr.acquisition import k_center
+from raysurr.acquisition.base import latent_features
 from raysurr.commands.drive import main
 from raysurr.config import Config
 from raysurr.errors import ConfigError, RegistryError
@@ -113,9 +114,9 @@ def test_a_fourier_neural_operator_runs_the_loop_with_core_set_and_warm_starts(r
     # Core-Set's round-1 selection against k-centre on round 0's features computed here.
     ids, params, selections = in_process_candidates(run)
     simulator = build_simulator(Config.from_dict(yaml.safe_load((run / "config.yaml").read_text())).simulator)
-    with torch.no_grad():
-        features = raysurr.load_surrogate(run / "checkpoints" / "round_000").features(
-            torch.tensor(simulator.render(params))).double().numpy()  # fmt: skip
+    with torch.no_grad():  # the default features: the output layer's input, count-sketched
+        model = raysurr.load_surrogate(run / "checkpoints" / "round_000")
+        features = latent_features(model, torch.tensor(simulator.render(params)), "last_layer", 512).double().numpy()
     labelled, candidates = np.isin(ids, selections[0]), np.setdiff1d(ids, selections[0])
     picks = k_center(features[~labelled], features[labelled], 8, np.random.default_rng())
     assert sorted(candidates[picks].tolist()) == selections[1]

@@ -15,7 +15,7 @@ from typing import NoReturn
 from raysurr.config import Config, SimulatorConfig, apply_overrides, flat_keys, load_config, merge, read_yaml
 from raysurr.data.dataset import DatasetInfo
 from raysurr.data.lock import LOCK_NAME, FolderLock
-from raysurr.engine.plan import check_scale, plan_of
+from raysurr.engine.plan import plan_of
 from raysurr.errors import ConfigError, RaysurrError, RegistryError, RunFailed
 from raysurr.progress import say
 from raysurr.simulators import build_simulator
@@ -74,10 +74,9 @@ def given_keys(args: argparse.Namespace) -> set[str]:
     return set(flat_keys(apply_overrides(data, args.overrides)))
 
 
-def announce(config: Config, given: set[str], runs: int = 1) -> None:
-    """Say, before any work, what the run (each of `runs`) will ask of the simulator; refuse a plugin's run at
-    default sizes that would call it more than ten thousand times."""
-    check_scale(config, given)
+def announce(config: Config, runs: int = 1) -> None:
+    """Say, once every check has passed and before any work, what the run (each of `runs`) will ask of the
+    simulator and the trainer."""
     say(plan_of(config).line() + (f"; {runs} runs" if runs > 1 else ""))
 
 

@@ -40,6 +40,7 @@ from raysurr.data.store import write_config
 from raysurr.distributed.runtime import connect
 from raysurr.engine import run_folder
 from raysurr.engine.launch import check_resources, check_run, start_driver
+from raysurr.engine.plan import check_scale
 from raysurr.engine.run_folder import RunFolder, RunState
 from raysurr.errors import ConfigError
 from raysurr.progress import say
@@ -64,10 +65,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return resume(args)
     config = config_from_args(args)
     check_run(config)
-    announce(config, given_keys(args))
+    check_scale(config, given_keys(args))
     run_dir = output_folder(args.run_dir, config.name, "run")
     connect(args.address)
     check_resources(config)
+    announce(config)
     with claim_new_folder(run_dir, "run"):  # every check has passed: only now does the folder exist
         write_config(config, run_dir)
         return drive(run_dir, config)

@@ -50,6 +50,7 @@ from raysurr.data.lock import FolderLock
 from raysurr.data.store import write_config
 from raysurr.distributed.runtime import connect
 from raysurr.engine.launch import check_resources, check_run, start_driver
+from raysurr.engine.plan import check_scale
 from raysurr.engine.report import KEYS, read_summary, write_report
 from raysurr.engine.run_folder import RunFolder
 from raysurr.errors import ConfigError, RaysurrError
@@ -99,10 +100,11 @@ def start_grid(config: Config, out: Path | None, kind: str, address: str | None,
     it. `given`: the keys the user set (a plugin simulator's grid at default sizes is refused)."""
     check_grid(config)  # before the folder exists: a mistake leaves nothing behind
     runs = plan(config)
-    announce(next(iter(runs.values())), given, len(runs))
+    check_scale(next(iter(runs.values())), given)
     folder = output_folder(out, f"{kind}-{config.name}", kind)
     connect(address)
     check_grid_resources(config)
+    announce(next(iter(runs.values())), len(runs))
     with claim_new_folder(folder, kind):
         write_config(config, folder)
         return run(folder, config)
