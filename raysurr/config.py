@@ -208,6 +208,16 @@ class LoopConfig(Section):
             _require(ok, "loop.sizes", f"must be increasing positive label counts, got {list(self.sizes)}")
             _require(self.mode == "sync", "loop.sizes", "is for the sync loop; in async mode set loop.retrain_every")
 
+    @property
+    def retrain_after(self) -> int:
+        """Async: the new labels that start the next training."""
+        return self.retrain_every or self.batch_size
+
+    @property
+    def queue_size(self) -> int:
+        """Async: the ids each checkpoint selects into the queue at least (`engine.stream` adds a cycle's worth)."""
+        return self.queue or 2 * self.batch_size
+
     def round_size(self, round_idx: int, labeled: int) -> int:
         """How many samples round `round_idx`'s model selects, `labeled` being labelled: B, or what brings the
         labelled set to the next of `sizes`.

@@ -21,8 +21,9 @@ def test_help_lists_every_command(capsys):
 def test_an_unknown_command_is_one_line_with_status_2(capsys):
     assert main(["drvie"]) == 2
     assert capsys.readouterr().err.strip().splitlines() == [
-        "raysurr: error: unknown command 'drvie'; the commands are drive, dataset, train, tune, experiment, list, check"
+        f"raysurr: error: unknown command 'drvie'; the commands are {', '.join(COMMANDS)}"
     ]
+    assert list(COMMANDS)[:3] == ["drive", "dataset", "train"] and {"predict", "export", "headroom"} <= set(COMMANDS)
 
 
 def test_every_command_module_has_a_main_and_every_entry_point_names_its_command():

@@ -232,7 +232,7 @@ def test_config_errors_are_one_line(tmp_path):
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == [
         "raysurr.drive: error: unknown acquisition function 'bald'; registered: coreset, diversity, ensemble, "
-        "entropy, hybrid, lcmd, pre, random, stochastic, tod"
+        "entropy, estimated_error, hybrid, lcmd, oracle, pre, random, stochastic, tod"
     ]
 
 

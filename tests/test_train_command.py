@@ -22,7 +22,7 @@ def test_train_command_end_to_end(ray_local, tmp_path, capsys):
     with chdir(tmp_path):
         assert main(["--data", "data", "--out", "run", *args]) == 0
     out, err = capsys.readouterr()
-    assert "parameters; training on 64 samples" in err
+    assert "parameters) trained up to 3 epochs on 64 samples, evaluated on 16" in err
     run = tmp_path / "run"
     metrics = json.loads((run / "metrics.json").read_text())
     for key in ["test_wmae", "test_mae_all", "test_mae_source", "test_mae_field"]:

@@ -322,6 +322,9 @@ def score_pool(
     return {name: values[order] for name, values in out.items()}
 
 
+ROW = "_raysurr_row"  # each parameter set's row in the caller's table (a name no simulator's parameter has)
+
+
 class BatchPredictor:
     """Fields for batches of parameter sets; used as a `map_batches` class: loads the surrogate once per worker.
 
@@ -342,16 +345,16 @@ class BatchPredictor:
             warnings.simplefilter("ignore", ExtrapolationWarning)
             result = self.predictor.predict(params, return_std=self.std, batch_size=self.batch_size)
         fields, spread = result if self.std else (result, None)
-        return {**{name: batch[name] for name in ("row", *names)}, "prediction": fields,
+        return {**{name: batch[name] for name in (ROW, *names)}, "prediction": fields,
                 **({"std": spread} if self.std else {})}  # fmt: skip
 
 
 def predict_table(table: pa.Table, checkpoint: Path, members: list[Path], std: bool, resources: ResourcesConfig,
                   batch_size: int = 256):  # fmt: skip
     """Predict every row of a table of parameter sets on Ray Data, in several blocks per worker; yields numpy batches
-    (`row`, the parameters, `prediction`, `std`) in the table's order."""
+    (`ROW`, the parameters, `prediction`, `std`) in the table's order."""
     check_score_fit(resources)
-    rows = table.append_column("row", pa.array(np.arange(table.num_rows, dtype=np.int64)))
+    rows = table.append_column(ROW, pa.array(np.arange(table.num_rows, dtype=np.int64)))
     blocks = max(4 * resources.score_actors, math.ceil(table.num_rows / 4096))
     dataset = ray.data.from_arrow(rows).repartition(blocks)
     dataset.context.execution_options.preserve_order = True  # the output file's rows follow the input's

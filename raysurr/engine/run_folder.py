@@ -20,6 +20,7 @@ import itertools
 import json
 import math
 import os
+import shutil
 import time
 import uuid
 from dataclasses import asdict, dataclass, field
@@ -169,6 +170,8 @@ class RunFolder:
         """Make `model/` lead to round `round_idx`'s checkpoint (a relative link, so the folder can move)."""
         tmp = self.root / f".model.{uuid.uuid4().hex[:8]}"
         os.symlink(Path("checkpoints") / self.checkpoint(round_idx).name, tmp, target_is_directory=True)
+        if self.model.is_dir() and not self.model.is_symlink():  # a copy of the folder made the link a folder
+            shutil.rmtree(self.model)
         os.replace(tmp, self.model)
 
     def errors(self, round_idx: int) -> Path:
