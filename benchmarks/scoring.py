@@ -36,7 +36,7 @@ import torch
 from raysurr.acquisition import Candidates, build_acquisition
 from raysurr.config import AcquisitionConfig, ResourcesConfig, SimulatorConfig
 from raysurr.data.store import parameters_table, write_table
-from raysurr.distributed.scoring import PoolScorer, score_pool
+from raysurr.distributed.scoring import PoolScorer, ScoreRequest, score_pool
 from raysurr.models.checkpoint import SurrogateSpec, save_surrogate
 from raysurr.simulators import build_simulator
 
@@ -141,7 +141,7 @@ def main() -> None:
             for actors in (1, 2):
                 start = time.perf_counter()
                 resources = ResourcesConfig(score_actors=actors, use_gpu=args.gpu, gpus_per_score_actor=0.5)
-                score_pool(Path(tmp, "pool"), kwargs, resources)
+                score_pool(Path(tmp, "pool"), ScoreRequest(**kwargs), resources)
                 rates[f"ray{actors}"] = n / (time.perf_counter() - start)
                 emit(bench="scoring", acquisition=name, mode="ray_data", actors=actors,
                      samples_per_s=rates[f"ray{actors}"], includes="start-up and checkpoint loading")  # fmt: skip

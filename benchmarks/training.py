@@ -83,14 +83,17 @@ def ray_train(
 ) -> dict:
     from raysurr.distributed.scoring import read_samples
     from raysurr.distributed.training import fit
+    from raysurr.models.fitting import FitSpec
 
     data = read_samples(folder, ["input", "target"]).materialize()
     datasets = {"train": data, "val": data.limit(16).materialize()}
     resources = ResourcesConfig(train_workers=workers, cpus_per_train_worker=cpus, use_gpu=gpu)
     with tempfile.TemporaryDirectory() as out:
         start = time.perf_counter()
-        result = fit(datasets, model_cfg, (1, 1), TrainingConfig(epochs=epochs + 1, batch_size=16), resources, out, 0,
-                     ray_train=not task)  # fmt: skip
+        spec = FitSpec.of(
+            model_cfg, (1, 1), TrainingConfig(epochs=epochs + 1, batch_size=16), 0, threads=max(1, int(cpus))
+        )
+        result = fit(spec, datasets, resources, out, ray_train=not task)
         wall = time.perf_counter() - start
     n = data.count()
     epochs = result.history[1:]  # the first warms up, as in the plain loop

@@ -218,6 +218,11 @@ class LoopConfig(Section):
         """Async: the ids each checkpoint selects into the queue at least (`engine.stream` adds a cycle's worth)."""
         return self.queue or 2 * self.batch_size
 
+    @property
+    def is_async(self) -> bool:
+        """`mode: async`: labelling never waits for training (engine.stream); else the sync loop (engine.sync)."""
+        return self.mode == "async"
+
     def round_size(self, round_idx: int, labeled: int) -> int:
         """How many samples round `round_idx`'s model selects, `labeled` being labelled: B, or what brings the
         labelled set to the next of `sizes`.

@@ -126,7 +126,7 @@ class FakeLabeler:
     def __init__(self, room: int) -> None:
         self.room, self.chunk, self.sent = room, 1, []
 
-    def free(self) -> int:
+    def free_slots(self) -> int:
         return self.room - len(self.sent)
 
     def submit(self, ids, params, selected) -> None:
@@ -135,10 +135,10 @@ class FakeLabeler:
 
 def stream(tmp_path: Path, queued: list[list], newest: int, labelled: set[int], **loop) -> Stream:
     store = SimpleNamespace(labeled_ids=lambda: set(labelled), failed_ids=set)
-    folder = SimpleNamespace(store=store, root=tmp_path, state=tmp_path / "state.json")
+    folder = SimpleNamespace(store=store, root=tmp_path, state_file=tmp_path / "state.json")
     config = Config.from_dict({"loop": {"mode": "async", **loop}})
-    driver = SimpleNamespace(config=config, folder=folder, params=np.zeros((100, 1)))
-    return Stream(driver, RunState(round=newest + 1, phase="stream", queue=queued))
+    work = SimpleNamespace(config=config, folder=folder, params=np.zeros((100, 1)))
+    return Stream(work, RunState(round=newest + 1, phase="stream", queue=queued))
 
 
 def feed(tmp_path: Path, queue: list[list], newest: int, labelled: set[int], **loop) -> tuple[list[int], RunState]:
@@ -192,8 +192,8 @@ def test_while_checkpoint_0_trains_random_picks_keep_the_simulators_busy(tmp_pat
 def test_the_warm_up_spends_at_most_a_third_of_the_budget_left_after_the_initial_set(tmp_path):
     labeler = SimpleNamespace(slots=[0] * 2, finished=0, busy_s=lambda: 0.0)
     loop = stream(tmp_path, [], newest=-1, labelled=set(), batch_size=8, label_budget=18)
-    config = loop.driver.config
-    loop.driver.config, loop.state.selections = replace(config, pool=replace(config.pool, initial=3)), [[0, 1, 2]]
+    config = loop.work.config
+    loop.work.config, loop.state.selections = replace(config, pool=replace(config.pool, initial=3)), [[0, 1, 2]]
     loop.warm_up(labeler)  # 2B = 16 wanted, (18 - 3) / 3 = 5 allowed
     assert len(loop.state.queue) == 5 and len(loop.state.selections[0]) == 8
     loop.state.sent, loop.state.queue = loop.state.queue, []

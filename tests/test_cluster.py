@@ -122,21 +122,15 @@ def test_requests_no_node_can_hold_fail_at_once(fake_cluster, tmp_path):
     from raysurr.distributed.labeling import Labeler
     from raysurr.distributed.scoring import score_pool
     from raysurr.distributed.training import fit
+    from raysurr.models.fitting import FitSpec
 
     with pytest.raises(ResourceError, match=r"each training worker asks for 1 CPU, 2 GPU, but no node .* 1 GPU"):
-        fit(
-            {},
-            ModelConfig(),
-            (1, 1),
-            TrainingConfig(),
-            ResourcesConfig(use_gpu=True, gpus_per_train_worker=2),
-            tmp_path,
-            0,
-        )
+        fit(FitSpec.of(ModelConfig(), (1, 1), TrainingConfig(), 0), {},
+            ResourcesConfig(use_gpu=True, gpus_per_train_worker=2), tmp_path)  # fmt: skip
     with pytest.raises(ResourceError, match="each simulator actor asks for 4 CPU, 1 simulator"):
         Labeler(SimulatorConfig(), (), LabelingConfig(), ResourcesConfig(simulators=1, cpus_per_simulator=4))
     with pytest.raises(ResourceError, match="each scoring actor asks for 1 CPU, 3 GPU"):
-        score_pool(tmp_path, {}, ResourcesConfig(use_gpu=True, gpus_per_score_actor=3))
+        score_pool(tmp_path, None, ResourcesConfig(use_gpu=True, gpus_per_score_actor=3))
 
 
 def test_a_command_without_address_starts_its_own_ray_beside_a_running_cluster(fake_cluster):

@@ -282,8 +282,9 @@ def test_every_acquisition_function_gets_from_the_driver_what_it_declares(refere
     from raysurr.acquisition import build_acquisition
     from raysurr.distributed import scoring
     from raysurr.distributed.training import TrainResult
-    from raysurr.engine import driver as driver_module
-    from raysurr.models import build_model
+    from raysurr.engine import work as work_module
+    from raysurr.engine.rounds import RoundRecord
+    from raysurr.engine.run_folder import RunFolder
     from raysurr.models.checkpoint import SurrogateSpec, save_surrogate
 
     run = tmp_path / "run"
@@ -296,27 +297,32 @@ def test_every_acquisition_function_gets_from_the_driver_what_it_declares(refere
     needs = build_acquisition(section).needs
     trained, handed, seen = [], [], []
 
-    def train(datasets, model, channels, training, resources, out_dir, seed, warm_start=None, **_):
-        trained.append((Path(out_dir).name, seed, warm_start and Path(warm_start).name))
-        torch.manual_seed(seed)
-        spec = SurrogateSpec(model.name, {"in_channels": channels[0], "out_channels": channels[1], **model.options})
-        save_surrogate(build_model(model, *channels), spec, out_dir)
+    def train(spec, datasets, resources, out_dir, **_):
+        warm = next((p.name for p in sorted((run / "checkpoints").glob("round_*"))
+                     if spec.warm_start and (p / "surrogate.pt").read_bytes() == spec.warm_start), None)  # fmt: skip
+        trained.append((Path(out_dir).name, spec.seed, warm))
+        torch.manual_seed(spec.seed)
+        made = SurrogateSpec(spec.model, spec.init)
+        save_surrogate(made.build(), made, out_dir)
         return TrainResult(Path(out_dir), [], 0, 1.0, 0.0)
 
-    def score(pool, scorer, resources):
-        handed.append([Path(p).name for p in scorer["checkpoints"]])
+    def score(pool, request, resources):
+        handed.append([Path(p).name for p in request.checkpoints])
         table = pq.read_table(run / "pool").sort_by("sample_id").to_pydict()
-        return scoring.PoolScorer(**scorer)({name: np.asarray(values) for name, values in table.items()})
+        return scoring.PoolScorer(**request.__dict__)({name: np.asarray(values) for name, values in table.items()})
 
-    monkeypatch.setattr(driver_module, "fit", train)
-    monkeypatch.setattr(driver_module, "score_pool", score)
-    driver = driver_module.ALDriver(str(run), config)
-    driver.folder.save_untrained(driver.config.model, driver.simulator, seed=0)
-    select = driver.acquisition.select
-    driver.acquisition.select = lambda candidates, k, rng: seen.append(candidates) or select(candidates, k, rng)
-    driver.train(0)
-    driver.train(1)
-    picks, at_random = driver.score(1, 5)
+    monkeypatch.setattr(work_module, "fit", train)
+    monkeypatch.setattr(work_module, "score_pool", score)
+    work = work_module.RoundWork(Config.from_dict(config), RunFolder(run))
+    work.folder.save_untrained(work.config.model, work.simulator, seed=0)
+    select = work.acquisition.select
+    work.acquisition.select = lambda candidates, k, rng: seen.append(candidates) or select(candidates, k, rng)
+    record = RoundRecord(1, 0, 0)
+    work.train(0, record)
+    work.train(1, record)
+    labeled = np.array(sorted(labeled_ids(run)))
+    selection = work.select(1, work.unlabelled(), labeled, 5, record)
+    picks, at_random = selection.ids, selection.at_random
 
     members = max(1, needs.members)
     names = [f"round_{r:03d}" + (f"_member{m}" if m else "") for r in (0, 1) for m in range(members)]
@@ -334,7 +340,7 @@ def test_every_acquisition_function_gets_from_the_driver_what_it_declares(refere
     if needs.vectors is None:
         assert candidates.vectors is None and candidates.labeled_vectors is None
     else:
-        width = 512 if needs.vectors == "features" else driver.simulator.embed(driver.params[:1]).shape[1]  # the sketch
+        width = 512 if needs.vectors == "features" else work.simulator.embed(work.params[:1]).shape[1]  # the sketch
         assert candidates.vectors.shape == (len(candidates.ids), width)
         assert candidates.labeled_vectors.shape == (len(labeled), width)
     assert len(picks) == 5 and set(picks) <= set(candidates.ids.tolist()) and not at_random
@@ -345,7 +351,10 @@ def test_the_physics_term_gets_unlabelled_candidates_of_the_run(reference, tmp_p
     the same draw when a round is re-run."""
     import shutil
 
-    from raysurr.engine import driver as driver_module
+    from raysurr.distributed.training import TrainResult
+    from raysurr.engine import work as work_module
+    from raysurr.engine.rounds import RoundRecord
+    from raysurr.engine.run_folder import RunFolder
 
     run = tmp_path / "run"
     shutil.copytree(reference, run)
@@ -353,34 +362,39 @@ def test_the_physics_term_gets_unlabelled_candidates_of_the_run(reference, tmp_p
     config = yaml.safe_load((run / "config.yaml").read_text())
     config["training"]["physics_weight"] = 0.5
     handed = []
-    monkeypatch.setattr(driver_module, "fit", lambda *args, physics=None, **kwargs: handed.append(physics))
-    driver = driver_module.ALDriver(str(run), config)
-    driver.train(1)
-    driver.train(1)
+
+    def train(spec, *args, **kwargs):
+        handed.append(spec.physics)
+        return TrainResult(Path(args[-1]), [], 0, 1.0, 0.0)
+
+    monkeypatch.setattr(work_module, "fit", train)
+    work = work_module.RoundWork(Config.from_dict(config), RunFolder(run))
+    work.train(1, RoundRecord(1, 0, 0))
+    work.train(1, RoundRecord(1, 0, 0))
     first, again = handed
     labelled = set(labeled_ids(run))
-    rows = {tuple(row): i for i, row in enumerate(driver.params)}
+    rows = {tuple(row): i for i, row in enumerate(work.params)}
     ids = {rows[tuple(row)] for row in first.params}
     assert len(ids) == len(first.params) == 64 - len(labelled) and not ids & labelled
-    assert np.array_equal(first.params, again.params) and first.simulator == driver.config.simulator
+    assert np.array_equal(first.params, again.params) and first.simulator == work.config.simulator
 
 
 def test_the_physics_term_needs_a_simulator_with_a_residual(monkeypatch):
     from raysurr.config import TrainingConfig
-    from raysurr.engine.launch import check_run
+    from raysurr.engine.launch import check_config
     from raysurr.simulators import Diffusion2D
 
     monkeypatch.setattr(Diffusion2D, "residual", None)
     with pytest.raises(ConfigError, match="training.physics_weight needs the simulator's residual, and simulator "
                        "'diffusion2d' has none"):  # fmt: skip
-        check_run(Config(training=TrainingConfig(physics_weight=1.0)))
+        check_config(Config(training=TrainingConfig(physics_weight=1.0)))
 
 
 def test_tod_compares_with_the_last_model_that_differs_when_a_fine_tune_kept_its_start(ray_local, tmp_path):
     """A warm-started round whose fine-tune never beat its starting weights (here: it diverges at 1e6 x lr) keeps
     them: TOD against that same model would score 0 everywhere and used to select the pool's first ids. It
     compares with the last model that differs instead, here the untrained one."""
-    from raysurr.engine.driver import same_weights
+    from raysurr.engine.work import same_weights
     from raysurr.models.checkpoint import read_checkpoint
 
     run = tmp_path / "kept"

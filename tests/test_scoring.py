@@ -8,7 +8,7 @@ import torch
 
 from raysurr.config import AcquisitionConfig, ResourcesConfig, SimulatorConfig
 from raysurr.data.store import parameters_table, write_table
-from raysurr.distributed.scoring import PoolScorer, read_pool, score_pool
+from raysurr.distributed.scoring import PoolScorer, ScoreRequest, pool_dataset, score_pool
 from raysurr.models.checkpoint import SurrogateSpec, load_surrogate, save_surrogate
 from raysurr.simulators import build_simulator
 
@@ -34,6 +34,10 @@ def setup(ray_local, tmp_path_factory):
     return root, ids, params, checkpoints
 
 
+def named(base: dict, acquisition: str) -> ScoreRequest:
+    return ScoreRequest(**base, acquisition=AcquisitionConfig(name=acquisition))
+
+
 def in_process(scorer_kwargs: dict, ids: np.ndarray, params: np.ndarray) -> dict:
     scorer = PoolScorer(**scorer_kwargs)
     batch = {"sample_id": ids, **{name: params[:, j] for j, name in enumerate(scorer.simulator.parameter_names)}}
@@ -46,11 +50,11 @@ def test_ray_data_scores_equal_in_process_scores(setup):
     kwargs = {"acquisition": AcquisitionConfig(name="tod"), "checkpoints": checkpoints, "simulator": SIMULATOR,
               "exclude": exclude}  # fmt: skip
     resources = ResourcesConfig(score_actors=2)
-    scored = score_pool(root / "pool", kwargs, resources)
+    scored = score_pool(root / "pool", ScoreRequest(**kwargs), resources)
     expected = in_process(kwargs, ids, params)
-    pool = read_pool(root / "pool", resources)  # read once, scored every round
+    pool = pool_dataset(root / "pool", resources)  # read once, scored every round
     for _ in range(2):
-        again = score_pool(pool, kwargs, resources)
+        again = score_pool(pool, ScoreRequest(**kwargs), resources)
         assert all(np.array_equal(again[key], scored[key]) for key in ("sample_id", "score"))
     assert not set(scored["sample_id"].tolist()) & set(exclude.tolist())
     assert np.array_equal(scored["sample_id"], expected["sample_id"])
@@ -63,15 +67,19 @@ def test_entropy_and_coreset_through_ray(setup):
     """Core-Set's vectors from Ray Data equal the same features computed in this process (sorted by id both)."""
     root, ids, params, checkpoints = setup
     base = {"checkpoints": checkpoints[:1], "simulator": SIMULATOR}
-    entropy = score_pool(root / "pool", {**base, "acquisition": AcquisitionConfig(name="entropy")}, ResourcesConfig())
+    entropy = score_pool(
+        root / "pool", ScoreRequest(**{**base, "acquisition": AcquisitionConfig(name="entropy")}), ResourcesConfig()
+    )
     assert entropy["score"].shape == (200,) and np.isfinite(entropy["score"]).all() and (entropy["score"] > 0).all()
-    coreset = score_pool(root / "pool", {**base, "acquisition": AcquisitionConfig(name="coreset")}, ResourcesConfig())
+    coreset = score_pool(
+        root / "pool", ScoreRequest(**{**base, "acquisition": AcquisitionConfig(name="coreset")}), ResourcesConfig()
+    )
     assert coreset["vector"].shape == (200, 512)  # the output layer's input, count-sketched to 512 numbers
     here = in_process({**base, "acquisition": AcquisitionConfig(name="coreset")}, ids, params)
     assert np.array_equal(coreset["sample_id"], here["sample_id"])
     np.testing.assert_allclose(coreset["vector"], here["vector"], rtol=1e-5, atol=1e-6)  # the same sketch everywhere
     section = AcquisitionConfig(name="coreset", options={"features": "bottleneck"})
-    bottleneck = score_pool(root / "pool", {**base, "acquisition": section}, ResourcesConfig())
+    bottleneck = score_pool(root / "pool", ScoreRequest(**{**base, "acquisition": section}), ResourcesConfig())
     assert bottleneck["vector"].shape == (200, 12)  # base_channels 3, depth 3: 12 bottleneck channels
 
 
@@ -156,12 +164,16 @@ def test_fno_scores_through_ray_data_as_in_process(setup, tmp_path):
         torch.manual_seed(seed)
         checkpoints.append(str(save_surrogate(spec.build(), spec, tmp_path / f"fno{seed}")))
     kwargs = {"acquisition": AcquisitionConfig(name="tod"), "checkpoints": checkpoints, "simulator": SIMULATOR}
-    scored = score_pool(root / "pool", kwargs, ResourcesConfig(score_actors=2))
+    scored = score_pool(root / "pool", ScoreRequest(**kwargs), ResourcesConfig(score_actors=2))
     np.testing.assert_allclose(scored["score"], in_process(kwargs, ids, params)["score"], rtol=1e-5, atol=1e-9)
     base = {"checkpoints": checkpoints[:1], "simulator": SIMULATOR}
-    coreset = score_pool(root / "pool", {**base, "acquisition": AcquisitionConfig(name="coreset")}, ResourcesConfig())
+    coreset = score_pool(
+        root / "pool", ScoreRequest(**{**base, "acquisition": AcquisitionConfig(name="coreset")}), ResourcesConfig()
+    )
     assert coreset["vector"].shape == (200, 512)
-    entropy = score_pool(root / "pool", {**base, "acquisition": AcquisitionConfig(name="entropy")}, ResourcesConfig())
+    entropy = score_pool(
+        root / "pool", ScoreRequest(**{**base, "acquisition": AcquisitionConfig(name="entropy")}), ResourcesConfig()
+    )
     assert (entropy["score"] > 0).all()  # its dropout makes the MC passes differ
 
 

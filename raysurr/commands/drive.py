@@ -39,7 +39,7 @@ from raysurr.config import Config, load_config
 from raysurr.data.store import write_config
 from raysurr.distributed.runtime import connect
 from raysurr.engine import run_folder
-from raysurr.engine.launch import check_resources, check_run, start_driver
+from raysurr.engine.launch import check_config, check_resources, start_driver
 from raysurr.engine.plan import check_scale
 from raysurr.engine.run_folder import RunFolder, RunState
 from raysurr.errors import ConfigError
@@ -64,7 +64,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.resume:
         return resume(args)
     config = config_from_args(args)
-    check_run(config)
+    check_config(config)
     check_scale(config, given_keys(args))
     run_dir = output_folder(args.run_dir, config.name, "run")
     connect(args.address)
@@ -83,7 +83,7 @@ def resume(args: argparse.Namespace) -> int:
         stored = load_config(args.resume / "config.yaml")
         config = load_config(args.resume / "config.yaml", args.overrides)
         changes = resume_changes(stored, config)
-        check_run(config)
+        check_config(config)
         state = folder.read_state()
         if state.phase != "prepare":
             folder.store.verify()

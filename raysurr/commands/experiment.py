@@ -49,7 +49,7 @@ from raysurr.config import Config, load_config, set_keys
 from raysurr.data.lock import FolderLock
 from raysurr.data.store import write_config
 from raysurr.distributed.runtime import connect
-from raysurr.engine.launch import check_resources, check_run, start_driver
+from raysurr.engine.launch import check_config, check_resources, start_driver
 from raysurr.engine.plan import check_scale
 from raysurr.engine.report import KEYS, read_summary, write_report
 from raysurr.engine.run_folder import RunFolder
@@ -180,7 +180,7 @@ def check_grid(config: Config) -> None:
     """Every architecture and acquisition function of the grid exists and builds."""
     check_reference_budget(config)
     for run_config in {(c.model.name, c.acquisition.name): c for c in plan(config).values()}.values():
-        check_run(run_config)
+        check_config(run_config)
 
 
 def check_grid_resources(config: Config) -> None:

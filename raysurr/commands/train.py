@@ -34,6 +34,7 @@ from raysurr.distributed.scoring import evaluate, read_samples
 from raysurr.distributed.training import fit
 from raysurr.errors import DatasetError
 from raysurr.models import build_model, count_parameters
+from raysurr.models.fitting import FitSpec
 from raysurr.models.losses import error_metrics
 from raysurr.plots import plot_checkpoint
 from raysurr.progress import say
@@ -94,9 +95,17 @@ def train_and_evaluate(config: Config, info: DatasetInfo, channels: tuple[int, i
     ranges, count = parameter_ranges(info.split_dir("train"), info.parameters)
     meta = {"simulator": info.simulator, "plugins": list(config.plugins), "dataset": str(info.root),
             "n_train": info.splits["train"], "ranges": ranges, "labels": count}  # fmt: skip
-    result = fit(datasets, config.model, channels, config.training, config.resources, out / "checkpoint",
-                 seed=child_seed(config.seed, "train"), meta=meta, plugins=config.plugins,
-                 symmetries=build_simulator(config.simulator).symmetries)  # fmt: skip
+    spec = FitSpec.of(
+        config.model,
+        channels,
+        config.training,
+        child_seed(config.seed, "train"),
+        threads=max(1, int(config.resources.cpus_per_train_worker)),
+        meta=meta,
+        plugins=tuple(config.plugins),
+        symmetries=tuple(build_simulator(config.simulator).symmetries),
+    )
+    result = fit(spec, datasets, config.resources, out / "checkpoint")
     start = time.perf_counter()
     test = evaluate(result.checkpoint, read_samples(info.split_dir("test")), config)
     return {

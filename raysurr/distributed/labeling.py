@@ -169,6 +169,19 @@ class _Slot:
             self.busy_since = None
 
 
+@dataclass
+class LabelStep:
+    """What one `Labeler.step` stored: the ids labelled and failed, and how many runs it retried."""
+
+    labeled_ids: list[int] = field(default_factory=list)
+    failed_ids: list[int] = field(default_factory=list)
+    retried: int = 0
+
+    @property
+    def ids(self) -> list[int]:
+        return self.labeled_ids + self.failed_ids
+
+
 class Labeler:
     """Labels samples on a pool of `SimulatorActor`s, writing each finished chunk to a `LabelStore`.
 
@@ -240,10 +253,12 @@ class Labeler:
         counts = {"labeled": 0, "failed": 0, "skipped": int((~todo).sum()), "retried": 0}
         while not self.idle:
             arrived = self.step(store)
-            for key in ("labeled", "failed", "retried"):
-                counts[key] += arrived[key]
-            if arrived["labeled"] or arrived["failed"]:
-                progress.update(done=arrived["labeled"], failed=arrived["failed"], in_flight=self._in_flight())
+            counts["labeled"] += len(arrived.labeled_ids)
+            counts["failed"] += len(arrived.failed_ids)
+            counts["retried"] += arrived.retried
+            if arrived.ids:
+                progress.update(done=len(arrived.labeled_ids), failed=len(arrived.failed_ids),
+                                in_flight=self._in_flight())  # fmt: skip
         progress.close()
         return counts
 
@@ -257,35 +272,27 @@ class Labeler:
         self.waiting.extend(_Chunk(sample_ids[i : i + size], params[i : i + size])
                             for i in range(0, len(sample_ids), size))  # fmt: skip
 
-    def step(self, store: LabelStore, max_wait_s: float | None = None) -> dict:
+    def step(self, store: LabelStore, max_wait_s: float | None = None) -> LabelStep:
         """Send waiting chunks to free actors, wait (at most `max_wait_s`) for the next finished one, and write
-        what finished to the store before returning.
-
-        Returns:
-            {"labeled", "failed", "retried": counts as in `label`; "labeled_ids", "failed_ids": the sample ids
-            stored; "ids": both}.
-        """
+        what finished to the store before returning what it stored."""
         self._dispatch(self.waiting)
-        arrived = {"labeled": 0, "failed": 0, "retried": 0, "labeled_ids": [], "failed_ids": []}
+        step = LabelStep()
         for result, chunk in self._collect(self.waiting, max_wait_s):
             self.finished += result.done + len(result.failures)
             failures = self._retry_or_keep(result.failures, chunk, self.waiting)
             store.write(self._with_selection(result.table), failures)
-            arrived["labeled"] += result.done
-            arrived["failed"] += len(failures)
-            arrived["retried"] += len(result.failures) - len(failures)
+            step.retried += len(result.failures) - len(failures)
             if result.table is not None:
-                arrived["labeled_ids"] += result.table.column("sample_id").to_pylist()
-            arrived["failed_ids"] += [f.sample_id for f in failures]
-        arrived["ids"] = arrived["labeled_ids"] + arrived["failed_ids"]
-        return arrived
+                step.labeled_ids += result.table.column("sample_id").to_pylist()
+            step.failed_ids += [f.sample_id for f in failures]
+        return step
 
     @property
     def idle(self) -> bool:
         """Nothing waits and nothing runs."""
         return not self.waiting and not any(slot.queue for slot in self.slots)
 
-    def free(self) -> int:
+    def free_slots(self) -> int:
         """Chunks the actors could take now beyond those waiting (what keeps each `in_flight_per_actor` deep)."""
         room = sum(max(0, self.labeling.in_flight_per_actor - len(slot.queue)) for slot in self.slots)
         return max(0, room - len(self.waiting))

@@ -14,7 +14,7 @@ import math
 import uuid
 import warnings
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -223,6 +223,24 @@ def _call_cached(batch: dict[str, np.ndarray], udf: type, kwargs: dict[str, Any]
     return _INSTANCES[token](batch)
 
 
+@dataclass(frozen=True)
+class ScoreRequest:
+    """What a pass over the pool scores with: `PoolScorer`'s arguments.
+
+    Attributes:
+        checkpoints: the models `score_batch` receives, in the order the function's `needs` declares them.
+        exclude: candidate ids not to score (labelled, failed).
+        seed: MC dropout's masks (the same for the same batch).
+    """
+
+    acquisition: AcquisitionConfig
+    checkpoints: list[str | Path | bytes]
+    simulator: SimulatorConfig
+    plugins: tuple[str, ...] = ()
+    exclude: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=np.int64))
+    seed: int = 0
+
+
 class PoolScorer:
     """Scores candidate parameter sets; used as a `map_batches` class (or called directly in-process).
 
@@ -281,14 +299,14 @@ class PoolScorer:
         return self.acquisition.needs.vectors == "features"
 
 
-def read_pool(pool: str | Path, resources: ResourcesConfig) -> ray.data.Dataset:
+def pool_dataset(pool: str | Path, resources: ResourcesConfig) -> ray.data.Dataset:
     """A candidate pool (Parquet) in Ray's object store, several blocks per scoring worker."""
     return read_samples(pool).repartition(4 * resources.score_actors).materialize()
 
 
 def score_pool(
     pool: str | Path | ray.data.Dataset,
-    scorer: dict,
+    request: ScoreRequest,
     resources: ResourcesConfig,
     batch_size: int = 64,
 ) -> dict[str, np.ndarray]:
@@ -296,8 +314,8 @@ def score_pool(
 
     Args:
         pool: Parquet folder or file with `sample_id` and the simulator's parameter columns, or its
-            `read_pool` (read once, scored every round).
-        scorer: keyword arguments of `PoolScorer` (acquisition, checkpoints, simulator, plugins, exclude, seed).
+            `pool_dataset` (read once, scored every round).
+        request: what to score with (the acquisition function, its checkpoints, the ids to leave out, ...).
         resources: `score_actors` workers score in parallel; with `use_gpu` each actor takes `gpus_per_score_actor`.
 
     Returns:
@@ -305,11 +323,11 @@ def score_pool(
         sorted by sample_id. Only these small arrays reach the driver.
     """
     check_score_fit(resources)
-    dataset = pool if isinstance(pool, ray.data.Dataset) else read_pool(pool, resources)
-    scorer = {**scorer, "checkpoints": [checkpoint_bytes(path) for path in scorer.get("checkpoints", [])]}
-    rows = _map(dataset, PoolScorer, scorer, resources, batch_size)
+    dataset = pool if isinstance(pool, ray.data.Dataset) else pool_dataset(pool, resources)
+    kwargs = {**request.__dict__, "checkpoints": [checkpoint_bytes(path) for path in request.checkpoints]}
+    rows = _map(dataset, PoolScorer, kwargs, resources, batch_size)
     columns: dict[str, list] = {}
-    progress = Progress("score", total=dataset.count() - len(scorer.get("exclude", ())), failures=False)
+    progress = Progress("score", total=dataset.count() - len(request.exclude), failures=False)
     for batch in rows.iter_batches(batch_size=1024, batch_format="numpy"):
         for name, values in batch.items():
             columns.setdefault(name, []).append(values)

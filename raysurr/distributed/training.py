@@ -27,10 +27,10 @@ import ray.train.torch
 import torch
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
-from raysurr.config import ModelConfig, ResourcesConfig, TrainingConfig
+from raysurr.config import ResourcesConfig
 from raysurr.distributed.runtime import check_fits, quiet_ray_data
-from raysurr.models.checkpoint import SurrogateSpec, checkpoint_bytes, read_checkpoint, save_surrogate
-from raysurr.models.fitting import Fit, FitSpec, Physics
+from raysurr.models.checkpoint import SurrogateSpec, read_checkpoint, save_surrogate
+from raysurr.models.fitting import Fit, FitSpec
 from raysurr.progress import Progress
 
 HISTORY = "history.json"
@@ -48,44 +48,28 @@ class TrainResult:
 
 
 def fit(
+    spec: FitSpec,
     datasets: dict[str, ray.data.Dataset],
-    model: ModelConfig,
-    channels: tuple[int, int],
-    training: TrainingConfig,
     resources: ResourcesConfig,
     out_dir: str | Path,
-    seed: int,
-    warm_start: str | Path | None = None,
-    meta: dict[str, Any] | None = None,
     ray_train: bool | None = None,
-    plugins: tuple[str, ...] = (),
-    physics: Physics | None = None,
-    symmetries: tuple[str, ...] = (),
 ) -> TrainResult:
     """Train a surrogate on Ray and return its best-validation checkpoint.
 
     Args:
+        spec: the run's setup besides its data (`FitSpec.of`: model, training, seed, warm start, metadata, ...).
         datasets: Ray Datasets "train" and "val" with float32 tensor columns `input` and `target`.
-        model: the architecture section; `channels` = (input channels, output channels).
         out_dir: the checkpoint folder to write (surrogate.pt and history.json; replaced if present).
-        seed: the seed of this training run (derive one per run and round).
-        warm_start: a checkpoint to start from instead of fresh weights (`training.reinit: false`).
         ray_train: train on Ray Train even with one worker; None: only with several.
-        plugins: the config's plugin modules (a user's model is registered by importing them).
-        physics: the unlabelled inputs of `training.physics_weight` (the simulator renders them on the workers).
-        symmetries: the simulator's declared grid symmetries, which `training.augment: auto` trains with.
     """
     out_dir = Path(out_dir).resolve()
-    setup = FitSpec.of(model, channels, training, seed, threads=max(1, int(resources.cpus_per_train_worker)),
-                      warm_start=checkpoint_bytes(warm_start) if warm_start else None, meta=dict(meta or {}),
-                      plugins=tuple(plugins), physics=physics, symmetries=tuple(symmetries))  # fmt: skip
     scaling = scaling_config(resources)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
     if ray_train or (ray_train is None and resources.train_workers > 1):
-        _fit_ray_train(datasets, setup, scaling, out_dir)
+        _fit_ray_train(datasets, spec, scaling, out_dir)
     else:
-        _fit_task(datasets, setup, scaling, out_dir)
+        _fit_task(datasets, spec, scaling, out_dir)
     history = json.loads((out_dir / HISTORY).read_text())
     meta = read_checkpoint(out_dir)[0].meta
     return TrainResult(out_dir, history, int(meta["best_epoch"]), float(meta["best_val_wmae"]),

@@ -44,7 +44,7 @@ def check_run(root: Path) -> list[tuple[str, str | None]]:
     simulator = build_simulator(config.simulator)
     results.append(_attempt(f"{root}: label store", lambda: folder.store.verify(simulator.input_shape,
                                                                                  simulator.output_shape)))  # fmt: skip
-    if results[0][1] is None and folder.state.exists():
+    if results[0][1] is None and folder.state_file.exists():
         results.append(_attempt(f"{root}: every label was selected", lambda: _all_selected(folder)))
     eval_dir = evaluation_dir(config, folder.root)
     if (eval_dir / MANIFEST).is_file():

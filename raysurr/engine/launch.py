@@ -24,7 +24,7 @@ from raysurr.simulators import build_simulator
 from raysurr.tracking import check_tracking
 
 
-def check_run(config: Config) -> None:
+def check_config(config: Config) -> None:
     """Everything about a run that can be checked without Ray: the names, that the model takes the
     simulator's inputs and gives its outputs, and the candidate pool (the config's plugins are loaded)."""
     simulator = build_simulator(config.simulator)
@@ -51,7 +51,7 @@ def check_resources(config: Config) -> None:
     check_simulator_fit(config.resources)
     scaling_config(config.resources)
     check_score_fit(config.resources)
-    if config.loop.mode == "async":
+    if config.loop.is_async:
         check_async_fit(config.resources)
 
 

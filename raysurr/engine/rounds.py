@@ -41,6 +41,7 @@ class RoundRecord:
     test: dict[str, float] = field(default_factory=dict)  # the test set's error metrics and skills, by name
     elapsed_s: float | None = None  # the loop's wall time when the row was finished
     utilisation: float | None = None  # busy fraction of the simulator pool since the previous row
+    busy_s: float = 0.0  # actor-seconds the mean simulator actor was busy labelling for this round
     random_fallback: bool = False  # the model's selection was made at random: its scores were all the same
 
     @property

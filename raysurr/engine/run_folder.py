@@ -47,6 +47,13 @@ PHASES = ("prepare", "label", "train", "eval", "score", "stream", "done")  # str
 POOL_PART = 1000  # candidates per pool file
 
 
+def _current(record: dict[str, Any]) -> dict[str, Any]:
+    """A round in progress as state.json holds it; before `busy_s`, its `utilisation` held those seconds."""
+    if "busy_s" not in record and record.get("utilisation") is not None:
+        record = {**record, "busy_s": record["utilisation"], "utilisation": None}
+    return record
+
+
 @dataclass
 class RunState:
     """Where a run is; `state.json` in the run folder."""
@@ -65,7 +72,6 @@ class RunState:
     sent: list[list] = field(default_factory=list)  # the same, sent to a simulator and not yet stored
     trained_on: int = 0  # labels when the latest training started
     elapsed_s: float = 0.0  # wall time of the loop up to the last save, over every resume
-    utilisation: list[list[float]] = field(default_factory=list)  # [from s, to s, busy fraction of the simulators]
     version: int = STATE_VERSION
 
     def save(self, path: Path) -> None:
@@ -83,10 +89,11 @@ class RunState:
             version = data.get("version") if isinstance(data, dict) else None
             raise StoreError(f"{str(path)!r} has state version {version}; this raysurr reads {STATE_VERSION}: "
                              "finish the run with the raysurr that started it, or start a new run")  # fmt: skip
+        data.pop("utilisation", None)  # an empty list that states before 2026-12-07 carried
         try:
             state = cls(**data)
             state.records = [RoundRecord(**record) for record in state.records]
-            state.record = None if state.record is None else RoundRecord(**state.record)
+            state.record = None if state.record is None else RoundRecord(**_current(state.record))
         except TypeError:
             raise StoreError(f"{str(path)!r} has keys this raysurr does not know; {fix}") from None
         rows = len(state.records) if isinstance(state.records, list) else None
@@ -119,12 +126,12 @@ class RunState:
         """{sample id: the round that selected it}."""
         return {i: round_idx for round_idx, ids in enumerate(self.selections) for i in ids}
 
-    def reopen(self, mode: str = "sync") -> None:
-        """A finished run goes on: back to scoring its last round, whose record is finished again then (async:
-        its last checkpoint is trained again, on every label, and then scores)."""
+    def reopen(self, streaming: bool = False) -> None:
+        """A finished run goes on: back to scoring its last round, whose record is finished again then (`streaming`,
+        the async loop: its last checkpoint is trained again, on every label, and then scores)."""
         self.round -= 1
         self.stopped = None
-        if mode == "async":
+        if streaming:
             self.records.pop()
             self.phase, self.trained_on = "stream", 0
         else:
@@ -148,9 +155,9 @@ class RunFolder:
 
     def __init__(self, root: str | Path) -> None:
         self.root = Path(root).resolve()
-        self.config = self.root / "config.yaml"
-        self.state = self.root / "state.json"
-        self.pool = self.root / "pool"
+        self.config_file = self.root / "config.yaml"
+        self.state_file = self.root / "state.json"
+        self.pool_dir = self.root / "pool"
         self.store = LabelStore(self.root / "labels", self.root / "failures")
         self.checkpoints = self.root / "checkpoints"
         self.rounds_csv = self.root / "rounds.csv"
@@ -185,7 +192,7 @@ class RunFolder:
     def finished(self) -> bool:
         """The run stopped by a stopping rule (a broken state is not finished: its resume says what is wrong)."""
         try:
-            return self.state.exists() and RunState.load(self.state).phase == "done"
+            return self.state_file.exists() and RunState.load(self.state_file).phase == "done"
         except StoreError:
             return False
 
@@ -196,17 +203,17 @@ class RunFolder:
             StoreError: `state.json` is missing although the folder holds labels or checkpoints, is
                 unreadable, or names checkpoints that are not there.
         """
-        if not self.state.exists():
+        if not self.state_file.exists():
             done = [p.name for p in (self.store.labels.directory, self.checkpoints, self.rounds_csv) if _holds_work(p)]
             if done:
-                raise StoreError(f"{str(self.state)!r} is missing, but the run folder holds {', '.join(done)}: "
+                raise StoreError(f"{str(self.state_file)!r} is missing, but the run folder holds {', '.join(done)}: "
                                  "resuming would start over on top of them; restore state.json from a backup, or "
                                  "start a new run (--config on this folder's config.yaml)")  # fmt: skip
             return RunState()
-        state = RunState.load(self.state)
+        state = RunState.load(self.state_file)
         for round_idx in state.expected_checkpoints():
             if not (self.checkpoint(round_idx) / "surrogate.pt").is_file():
-                raise StoreError(f"{str(self.state)!r} says round {round_idx} was trained, but "
+                raise StoreError(f"{str(self.state_file)!r} says round {round_idx} was trained, but "
                                  f"{str(self.checkpoint(round_idx))!r} holds no surrogate.pt; restore it from a "
                                  "backup, or start a new run")  # fmt: skip
         return state
@@ -225,14 +232,14 @@ class RunFolder:
 
     def write_pool(self, simulator: AbstractSimulator, params: np.ndarray) -> None:
         """The candidates' parameters, written once (a folder that exists is the pool of this run)."""
-        with staged_directory(self.pool) as stage:
+        with staged_directory(self.pool_dir) as stage:
             for start in range(0, len(params), POOL_PART):
                 ids = np.arange(start, min(start + POOL_PART, len(params)))
                 write_table(parameters_table(simulator, ids, params[ids]), stage / f"part-{start:09d}.parquet")
 
-    def read_pool(self, simulator: AbstractSimulator) -> np.ndarray:
+    def read_params(self, simulator: AbstractSimulator) -> np.ndarray:
         """[pool size, P] parameters of every candidate, indexed by sample id."""
-        table = pq.read_table(self.pool).sort_by("sample_id")
+        table = pq.read_table(self.pool_dir).sort_by("sample_id")
         return np.column_stack([table.column(n).to_numpy().astype(np.float64) for n in simulator.parameter_names])
 
 
@@ -306,7 +313,7 @@ def record_resume(folder: RunFolder, state: RunState, changes: list, retry_faile
                               "at": now})  # fmt: skip
     if retry_failed:
         state.retry = sorted({*state.retry, *folder.store.failed_ids()})
-    state.save(folder.state)
+    state.save(folder.state_file)
     if retry_failed:
         folder.store.set_failures_aside(f"retried-{time.strftime('%Y%m%d-%H%M%S')}")
 

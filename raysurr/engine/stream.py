@@ -23,6 +23,10 @@ selected it and when (`selected_by`, -1 for the initial set; `selected_at`). A r
 moment resumes with what was sent and not stored at the front of the queue: a label a simulator
 returned is never simulated again (a sample cut off mid-simulation is: its result never existed),
 and a checkpoint whose training was cut off is trained again on what the store then holds.
+
+In this loop a "round" of `RunState` and rounds.csv is a checkpoint: the model trained on whatever was
+labelled when its training started. The work of a checkpoint (train, evaluate, stop or select) is
+`RoundWork`'s, as a sync round's is; this module decides when it runs and what is queued.
 """
 
 from __future__ import annotations
@@ -37,14 +41,15 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from raysurr.distributed.labeling import Labeler
-from raysurr.engine.rounds import RoundRecord, kept_metrics
+from raysurr.distributed.labeling import Labeler, LabelStep
+from raysurr.engine.rounds import RoundRecord
 from raysurr.engine.run_folder import RunState
 from raysurr.progress import say
 from raysurr.seeding import generator
 
 if TYPE_CHECKING:
-    from raysurr.engine.driver import ALDriver
+    from raysurr.engine.sync import Shell
+    from raysurr.engine.work import RoundWork
 
 TICK_S = 0.25  # longest wait for a label before the loop looks at the learner again
 UTILISATION_S = 5.0  # seconds per row of utilisation.csv
@@ -59,6 +64,18 @@ class Learned:
     selection: list[int]  # the ids it wants labelled, most wanted first (empty once stopped)
 
 
+@dataclass(frozen=True)
+class Snapshot:
+    """What a checkpoint's learner works from, taken when its training starts."""
+
+    checkpoint: int
+    parts: list[Path]  # the label files to train on
+    n_labeled: int
+    n_failed: int
+    unclaimed: np.ndarray  # candidate ids neither labelled, failed, with a simulator nor queued
+    labeled: np.ndarray
+
+
 class Stream:
     """The async loop of one run: `run` returns when a stopping rule holds and nothing is left with a simulator.
 
@@ -66,13 +83,13 @@ class Stream:
     thread gets what it needs as arguments.
     """
 
-    def __init__(self, driver: ALDriver, state: RunState) -> None:
-        self.driver, self.state = driver, state
-        self.loop, self.store = driver.config.loop, driver.folder.store
+    def __init__(self, work: RoundWork, state: RunState, shell: Shell | None = None) -> None:
+        self.work, self.state, self.shell = work, state, shell
+        self.loop, self.store = work.config.loop, work.folder.store
         self.labeled, self.failed = self.store.labeled_ids(), self.store.failed_ids()
         self.trained = state.round - 1  # the newest trained checkpoint (the learner moves it on)
         self.started = time.monotonic() - state.elapsed_s
-        self.utilisation = driver.folder.root / "utilisation.csv"
+        self.utilisation_csv = work.folder.root / "utilisation.csv"
         self.row_from = (self.elapsed(), 0.0)  # (elapsed s, busy actor-s) when the last row was finished
         self.cycle_s = 0.0  # the last learner cycle's seconds (train, evaluate, score); 0 before one ends
         self.cycle_from = 0.0
@@ -82,7 +99,7 @@ class Stream:
         if state.sent:  # sent before a kill and never stored: first in line again
             say(f"resuming the stream: {len(state.sent)} samples that were with simulators go first")
             state.queue, state.sent = state.sent + state.queue, []
-        labeler = self.driver.labeler()
+        labeler = self.work.labeler()
         learner = ThreadPoolExecutor(1, thread_name_prefix="raysurr-learner")
         learning: Future | None = None
         window = (self.elapsed(), labeler.busy_s())
@@ -92,12 +109,12 @@ class Stream:
         )
         try:
             while True:
-                if self.driver.owner_gone():  # killed: send nothing more; what is stored and saved is the run
+                if self.shell.owner_gone():  # killed: send nothing more; what is stored and saved is the run
                     say("the command that started this run is gone: the async loop stops")
                     os._exit(1)
                 self.feed(labeler)
                 arrived = labeler.step(self.store, max_wait_s=TICK_S)
-                if arrived["ids"]:
+                if arrived.ids:
                     before = len(self.labeled)
                     self.stored(arrived)
                     if self.budget_reached(before):  # utilisation.csv: a row ends with the budget's last label
@@ -106,7 +123,7 @@ class Stream:
                     self.learned(learning.result(), labeler)
                     learning = None
                 if learning is None and state.stopped is None and self.should_train(labeler):
-                    learning = learner.submit(self.learn, *self.snapshot(), self.queue_length(labeler))
+                    learning = learner.submit(self.learn, self.snapshot(), self.queue_length(labeler))
                     self.cycle_from = time.monotonic()
                     if state.round == 0:
                         self.warm_up(labeler)
@@ -133,7 +150,7 @@ class Stream:
         state, budget = self.state, self.loop.label_budget
         oldest = self.trained - self.loop.max_staleness
         chunks = []
-        for _ in range(labeler.free()):
+        for _ in range(labeler.free_slots()):
             room = labeler.chunk if budget is None else budget - len(self.labeled) - len(state.sent)
             chunk = []
             while state.queue and len(chunk) < min(labeler.chunk, room):
@@ -149,14 +166,14 @@ class Stream:
         self.save()
         for chunk in chunks:
             ids = np.array([entry[0] for entry in chunk], dtype=np.int64)
-            labeler.submit(ids, self.driver.params[ids], {entry[0]: (entry[1], entry[2]) for entry in chunk})
+            labeler.submit(ids, self.work.params[ids], {entry[0]: (entry[1], entry[2]) for entry in chunk})
 
-    def stored(self, arrived: dict) -> None:
-        self.labeled.update(arrived["labeled_ids"])
-        self.failed.update(arrived["failed_ids"])
-        done = set(arrived["ids"])
+    def stored(self, arrived: LabelStep) -> None:
+        self.labeled.update(arrived.labeled_ids)
+        self.failed.update(arrived.failed_ids)
+        done = set(arrived.ids)
         self.state.sent = [entry for entry in self.state.sent if entry[0] not in done]
-        self.driver.set_gauges(labeled=len(self.labeled), failed=len(self.failed))
+        self.shell.gauges(labeled=len(self.labeled), failed=len(self.failed))
         self.save()
 
     def should_train(self, labeler: Labeler) -> bool:
@@ -165,7 +182,7 @@ class Stream:
         else can happen (the queue ran dry, the budget is labelled)."""
         new = len(self.labeled) - self.state.trained_on
         if self.state.round == 0:  # the initial set is in (what the warm-up queued is not waited for)
-            initial = self.state.selections[0][: self.driver.config.pool.initial]
+            initial = self.state.selections[0][: self.work.config.pool.initial]
             done = self.labeled | self.failed
             return bool(self.labeled) and all(i in done for i in initial)
         budget = self.loop.label_budget
@@ -192,14 +209,14 @@ class Stream:
         design goes on (`selected_by` -1, added to the initial selection), topped up to a cycle's worth whenever
         fewer ids than actors are left queued, until checkpoint 0 selects. With a label budget, at most a third
         of what it leaves after the initial set is spent so: the rest is for the models to choose."""
-        state, budget, initial = self.state, self.loop.label_budget, self.driver.config.pool.initial
-        free = self.free(state.queue)
+        state, budget, initial = self.state, self.loop.label_budget, self.work.config.pool.initial
+        free = self.unclaimed(state.queue)
         size = min(max(0, self.queue_length(labeler) - len(state.queue)), len(free))
         if budget is not None:
             size = min(size, max(0, (budget - initial) // 3 - (len(state.selections[0]) - initial)))
         if not size:
             return
-        rng = generator(self.driver.config.seed, "warm-up", len(state.selections[0]))
+        rng = generator(self.work.config.seed, "warm-up", len(state.selections[0]))
         picks = [int(i) for i in rng.choice(free, size=size, replace=False)]
         now = time.time()
         state.queue += [[i, -1, now] for i in picks]
@@ -207,10 +224,10 @@ class Stream:
         say(f"checkpoint 0 trains: {size} random picks keep the simulators busy until it selects")
         self.save()
 
-    def free(self, queued: list[list] = ()) -> np.ndarray:
+    def unclaimed(self, queued: list[list] = ()) -> np.ndarray:
         """The pool's ids, sorted, that are neither labelled, failed, with a simulator nor in `queued`."""
         busy = self.labeled | self.failed | {entry[0] for entry in (*self.state.sent, *queued)}
-        return np.setdiff1d(np.arange(len(self.driver.params)), np.fromiter(busy, dtype=np.int64, count=len(busy)))
+        return np.setdiff1d(np.arange(len(self.work.params)), np.fromiter(busy, dtype=np.int64, count=len(busy)))
 
     def can_send(self) -> bool:
         """Ids are queued and the label budget leaves room for them."""
@@ -221,34 +238,28 @@ class Stream:
         """Something is left to do: ids to send, or labels no checkpoint has trained on."""
         return self.can_send() or len(self.labeled) > self.state.trained_on
 
-    def snapshot(self) -> tuple:
-        """The learner's arguments: checkpoint, label files to train on, counts, the free and the labelled ids."""
+    def snapshot(self) -> Snapshot:
+        """What the next checkpoint's learner works from; the labels it trains on are recorded as trained on."""
         state = self.state
         state.trained_on = len(self.labeled)
         self.save()
-        free = self.free()
         labeled = np.fromiter(self.labeled, dtype=np.int64, count=len(self.labeled))
-        return state.round, self.store.labels.parts(), len(self.labeled), len(self.failed), free, labeled
+        return Snapshot(state.round, self.store.labels.parts(), len(self.labeled), len(self.failed), self.unclaimed(),
+                        labeled)  # fmt: skip
 
-    def learn(self, checkpoint: int, parts: list[Path], n_labeled: int, n_failed: int, free: np.ndarray,
-              labeled: np.ndarray, k: int) -> Learned:  # fmt: skip
-        """The learner thread: train, evaluate, and (unless a stopping rule holds) score and select `k` ids."""
-        driver, start = self.driver, time.perf_counter()
-        say(f"checkpoint {checkpoint}: training on {n_labeled} labels while labelling goes on")
-        driver.train(checkpoint, parts)
+    def learn(self, snapshot: Snapshot, k: int) -> Learned:
+        """The learner thread: a checkpoint's work (train, evaluate, and unless a stopping rule holds, select `k`)."""
+        work, checkpoint = self.work, snapshot.checkpoint
+        say(f"checkpoint {checkpoint}: training on {snapshot.n_labeled} labels while labelling goes on")
+        record = RoundRecord(checkpoint, snapshot.n_labeled, snapshot.n_failed)
+        work.train(checkpoint, record, snapshot.parts)
         self.trained = checkpoint
-        record = RoundRecord(checkpoint, n_labeled, n_failed, train_s=time.perf_counter() - start)
-        start = time.perf_counter()
-        val, test = driver.evaluate(checkpoint)
-        record.val_wmae, record.test = val["wmae"], kept_metrics(test, driver.regions)
-        record.eval_s = time.perf_counter() - start
-        stopped = driver.stop_reason(record)
-        if stopped or not len(free):
+        work.evaluate(checkpoint, record)
+        stopped = work.stop_reason(record)
+        if stopped or not len(snapshot.unclaimed):
             return Learned(record, stopped or "pool exhausted", [])
-        start = time.perf_counter()
-        selected, record.random_fallback = driver.choose(checkpoint, free, labeled, k)
-        record.score_s = time.perf_counter() - start
-        return Learned(record, None, selected)
+        selection = work.select(checkpoint, snapshot.unclaimed, snapshot.labeled, k, record)
+        return Learned(record, None, selection.ids)
 
     def learned(self, learned: Learned, labeler: Labeler) -> None:
         """A checkpoint is in: its row, its selection as the new queue (or the stop)."""
@@ -269,7 +280,7 @@ class Stream:
             state.selections.append(selection)
             state.selected_at.append(now)
         self.save()
-        self.driver.publish(state)
+        self.shell.publish(state)
 
     def note_utilisation(self, window: tuple[float, float], labeler: Labeler) -> tuple[float, float]:
         """Append the busy fraction of the simulator pool since `window` = (elapsed s, busy actor-s) to
@@ -277,8 +288,8 @@ class Stream:
         now, busy = self.elapsed(), labeler.busy_s()
         if now > window[0] and labeler.slots:
             fraction = (busy - window[1]) / (len(labeler.slots) * (now - window[0]))
-            new = not self.utilisation.exists()
-            with self.utilisation.open("a") as out:
+            new = not self.utilisation_csv.exists()
+            with self.utilisation_csv.open("a") as out:
                 if new:
                     out.write("from_s,to_s,busy,labeled\n")
                 out.write(f"{window[0]:.2f},{now:.2f},{min(1.0, fraction):.4f},{len(self.labeled)}\n")
@@ -289,4 +300,4 @@ class Stream:
 
     def save(self) -> None:
         self.state.elapsed_s = self.elapsed()
-        self.state.save(self.driver.folder.state)
+        self.state.save(self.work.folder.state_file)

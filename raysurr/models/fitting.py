@@ -238,6 +238,7 @@ class Fit:
         else:
             self.stale += 1
         record = {"epoch": len(self.history), "train_loss": train_loss, "val_wmae": val_wmae, **extra, "lr": lr,
+                  "train_samples": len(self.train_x),  # this rank's: a DDP worker's shard
                   "train_seconds": train_seconds, "train_cpu_seconds": train_cpu_seconds,
                   "seconds": time.perf_counter() - start}  # fmt: skip
         self.history.append(record)

@@ -443,3 +443,22 @@ def test_count_sketch_keeps_norms_and_last_layer_features_are_the_sketched_outpu
         assert torch.equal(latent_features(model, X, "bottleneck", 64), model.features(X))
     with pytest.raises(ConfigError, match="acquisition.features must be one of last_layer, bottleneck"):
         build_acquisition({"name": "lcmd", "features": "pixels"})
+
+
+def test_stochastic_k_picks_follow_sequential_sampling_without_replacement():
+    """k = 2 of 5 with probability ∝ score^beta: the Gumbel top-k draws must be distributed as drawing one after the
+    other without replacement, whose probability of the pair {i, j} is p_i p_j / (1 - p_i) + p_j p_i / (1 - p_j)."""
+    import itertools
+
+    scores = np.array([1.0, 2.0, 3.0, 4.0, 6.0])
+    beta = 1.5
+    p = scores**beta / (scores**beta).sum()
+    pairs = list(itertools.combinations(range(5), 2))
+    expected = np.array([p[i] * p[j] / (1 - p[i]) + p[j] * p[i] / (1 - p[j]) for i, j in pairs])
+    acq = build_acquisition({"name": "stochastic", "beta": beta, "inner": {"name": "entropy"}})
+    rng = np.random.default_rng(7)
+    candidates = Candidates(ids=np.arange(5), scores=scores)
+    draws = [tuple(sorted(acq.select(candidates, 2, rng).tolist())) for _ in range(20000)]
+    counts = np.array([draws.count(pair) for pair in pairs])
+    assert expected.sum() == pytest.approx(1.0)
+    assert stats.chisquare(counts, expected * len(draws)).pvalue > 0.001
