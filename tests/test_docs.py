@@ -106,7 +106,7 @@ def test_the_guide_runs_as_written(guide):
 def test_use_your_surrogate_runs_as_written_on_the_guides_run(guide):
     """docs/use.md: every block, in order, in the folder the guide left; what each prints is what its comments say."""
     printed = run_blocks(blocks_of((REPO / "docs" / "use.md").read_text()), guide)
-    expected = ["('row', 'col', 'rate', 'wind') 100\n(2, 1, 48, 48) True", "True", "this surrogate has no ensemble",
+    expected = ["('row', 'col', 'rate', 'wind') 100\n(2, 1, 48, 48) True", "True", "(1, 1, 48, 48) True True",
                 "", "500 (500, 1, 48, 48)", "True True\n['row', 'col', 'rate', 'wind']", "(1, 1, 48, 48)"]  # fmt: skip
     assert len(printed) == len(expected)
     for out, start in zip(printed, expected, strict=True):
