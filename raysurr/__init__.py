@@ -12,6 +12,10 @@ def __getattr__(name: str):
         from raysurr.models.checkpoint import load_surrogate
 
         return load_surrogate
+    if name in ("run", "experiment", "sweep"):
+        from raysurr import api
+
+        return getattr(api, name)
     if name in ("load", "Predictor", "ExtrapolationWarning"):
         from raysurr import predictor
 
@@ -30,7 +34,10 @@ __all__ = [
     "Simulation",
     "SimulationError",
     "__version__",
+    "experiment",
     "load",
     "load_surrogate",
     "register_simulator",
+    "run",
+    "sweep",
 ]

@@ -23,6 +23,7 @@ import itertools
 import re
 import types
 import typing
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -190,9 +191,9 @@ class LoopConfig(Section):
     target_val_wmae: float | None = None
     target_test_wmae: float | None = None
     mode: str = "sync"  # sync: label, train, score in turn; async: labelling never waits (docs/async.md)
-    retrain_every: int | None = None  # async: new labels that start the next training; None: batch_size
+    retrain_after: int | None = None  # async: new labels that start the next training; None: batch_size
     max_staleness: int = 1  # async: a label may be selected by a checkpoint at most this many behind the newest
-    queue: int | None = None  # async: ids each checkpoint queues, best first; None: 2B, or a learner cycle's worth
+    queue_size: int | None = None  # async: ids each checkpoint queues, best first; None: 2B, or a learner cycle's worth
     # sync: the labelled-set size each round trains at, e.g. [250, 500, 1000, 2000] (the labels double, as
     # AL4PDE and Holzmüller et al. grow them); the first is pool.initial, the run stops after the last (loop.rounds
     # and batch_size are then unused). None: batch_size more every round
@@ -200,23 +201,24 @@ class LoopConfig(Section):
 
     def __post_init__(self) -> None:
         self._positive("batch_size", "rounds", "label_budget", "target_val_wmae", "target_test_wmae")
-        self._positive("retrain_every", "queue")
+        self._positive("retrain_after", "queue_size")
         self._positive("max_staleness", allow_zero=True)
         _require(self.mode in ("sync", "async"), "loop.mode", f"must be 'sync' or 'async', got {self.mode!r}")
         if self.sizes is not None:
             ok = len(self.sizes) >= 1 and self.sizes[0] > 0 and all(a < b for a, b in itertools.pairwise(self.sizes))
             _require(ok, "loop.sizes", f"must be increasing positive label counts, got {list(self.sizes)}")
-            _require(self.mode == "sync", "loop.sizes", "is for the sync loop; in async mode set loop.retrain_every")
+            _require(self.mode == "sync", "loop.sizes", "is for the sync loop; in async mode set loop.retrain_after")
 
     @property
-    def retrain_after(self) -> int:
-        """Async: the new labels that start the next training."""
-        return self.retrain_every or self.batch_size
+    def labels_per_checkpoint(self) -> int:
+        """Async: the new labels that start the next training (`retrain_after`, else B)."""
+        return self.retrain_after or self.batch_size
 
     @property
-    def queue_size(self) -> int:
-        """Async: the ids each checkpoint selects into the queue at least (`engine.stream` adds a cycle's worth)."""
-        return self.queue or 2 * self.batch_size
+    def min_queue(self) -> int:
+        """Async: the ids each checkpoint selects into the queue at least (`queue_size`, else 2B; `engine.stream`
+        adds a learner cycle's worth when that is more)."""
+        return self.queue_size or 2 * self.batch_size
 
     @property
     def is_async(self) -> bool:
@@ -476,6 +478,11 @@ class Config:
     def to_yaml(self) -> str:
         return yaml.safe_dump(self.to_dict(), sort_keys=False)
 
+    def updated(self, values: Mapping[str, Any]) -> Config:
+        """This config with dotted keys set (`{"loop.rounds": 3, "model.depth": 4}`) and validated again: for keys
+        named at run time (a sweep's draws, a tracker's tags); `dataclasses.replace` where the field is known."""
+        return Config.from_dict(set_keys(self.to_dict(), values))
+
 
 def _check_keys(data: Mapping[str, Any], allowed: Sequence[str], where: str) -> None:
     for key in data:
@@ -487,7 +494,23 @@ def _hints(cls: type) -> dict[str, Any]:
     return typing.get_type_hints(cls)
 
 
+# Keys renamed to match the code: the old name is still read, with a one-line notice.
+RENAMED = {"loop": {"retrain_every": "retrain_after", "queue": "queue_size"}}
+
+
+def _renamed(section: str, data: Mapping[str, Any]) -> dict[str, Any]:
+    out = dict(data)
+    for old, new in RENAMED.get(section, {}).items():
+        if old in out:
+            _require(new not in out, f"{section}.{old}", f"and {section}.{new} are the same key; keep {new}")
+            warnings.warn(f"{section}.{old} is now {section}.{new}; the old name will stop working in a later "
+                          "release", FutureWarning, stacklevel=2)  # fmt: skip
+            out[new] = out.pop(old)
+    return out
+
+
 def _build(cls: type, data: Mapping[str, Any]) -> Any:
+    data = _renamed(cls.section, data)
     names = [f.name for f in dataclasses.fields(cls)]
     _check_keys(data, names, f"section {cls.section!r}")
     hints = _hints(cls)

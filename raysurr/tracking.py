@@ -19,6 +19,7 @@ import math
 import tempfile
 import time
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -93,9 +94,9 @@ class Tracker:
     def finish(self, status: str, files: Iterable[Path] = (), folders: Mapping[str, Path] | None = None) -> None:
         """The run ended (`FINISHED`, `FAILED` or `KILLED`): record `files` and `folders` (artifact path: folder)."""
 
-    def children(self, config: Config) -> dict[str, Any]:
-        """The `tracking` keys (dotted) that make a run of the grid `config` a child of this run."""
-        return {}
+    def child(self, grid: Config, run: Config) -> Config:
+        """`run`, a run of the grid `grid`, recorded as a child of this run (without tracking: as it is)."""
+        return run
 
     def log_model(self, checkpoint: Path) -> None:
         """Record the final model as an MLflow pyfunc model (`raysurr.mlflow_model`)."""
@@ -170,9 +171,10 @@ class MlflowTracker(Tracker):
             mlflow_model.save(Path(checkpoint), Path(tmp) / "model")
             self.client.log_artifacts(self.run_id, str(Path(tmp) / "model"), "model")
 
-    def children(self, config: Config) -> dict[str, Any]:
-        return {"tracking.uri": self.uri, "tracking.experiment": config.tracking.experiment or config.name,
-                "tracking.parent_run": self.run_id}  # fmt: skip
+    def child(self, grid: Config, run: Config) -> Config:
+        tracking = replace(run.tracking, uri=self.uri, experiment=grid.tracking.experiment or grid.name,
+                           parent_run=self.run_id)  # fmt: skip
+        return replace(run, tracking=tracking)
 
     def _files(self, files: Iterable[Path]) -> None:
         for path in files:

@@ -168,7 +168,7 @@ def test_each_checkpoint_queues_enough_ids_to_last_a_learner_cycle(tmp_path):
     assert loop.queue_length(labeler) == 16  # no cycle measured yet: 2B
     loop.cycle_s = 30.0  # 60 labels in a cycle, with half again to spare
     assert loop.queue_length(labeler) == 90
-    assert stream(tmp_path, [], 0, set(), batch_size=8, queue=20).queue_length(labeler) == 20  # set: as set
+    assert stream(tmp_path, [], 0, set(), batch_size=8, queue_size=20).queue_length(labeler) == 20  # set: as set
 
 
 def test_while_checkpoint_0_trains_random_picks_keep_the_simulators_busy(tmp_path):

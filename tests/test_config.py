@@ -110,3 +110,17 @@ def test_raysurr_config_prints_the_resolved_configuration(tmp_path, capsys):
     assert Config.from_dict(printed) == load_config([quickstart, extra], ["seed=7"])
     assert run_command("config", ["--set", "training.lr=fast"]) == 2
     assert "training.lr must be a number, got 'fast'" in capsys.readouterr().err
+
+
+def test_renamed_loop_keys_are_read_with_a_one_line_notice():
+    with pytest.warns(FutureWarning) as caught:
+        cfg = Config.from_dict({"loop": {"mode": "async", "retrain_every": 16, "queue": 40}})
+    assert [str(w.message).split(";")[0] for w in caught] == ["loop.retrain_every is now loop.retrain_after",
+                                                              "loop.queue is now loop.queue_size"]  # fmt: skip
+    assert all("\n" not in str(w.message) for w in caught)
+    assert (cfg.loop.retrain_after, cfg.loop.queue_size) == (16, 40)
+    assert "retrain_every" not in cfg.to_yaml() and Config.from_dict(yaml.safe_load(cfg.to_yaml())) == cfg
+    with pytest.raises(ConfigError, match="loop.queue and loop.queue_size are the same key"):
+        Config.from_dict({"loop": {"queue": 40, "queue_size": 20}})
+    defaults = Config.from_dict({"loop": {"batch_size": 8}}).loop
+    assert (defaults.labels_per_checkpoint, defaults.min_queue) == (8, 16)

@@ -143,8 +143,8 @@ def test_a_failing_run_does_not_stop_the_others(tmp_path):
 
 
 def test_the_reference_runs_on_past_the_others_to_its_own_budget():
-    from raysurr.commands.experiment import check_reference_budget, plan
     from raysurr.config import Config
+    from raysurr.engine.experiment import check_reference_budget, plan
 
     grid = {**TINY, "pool": {**TINY["pool"], "size": 400},
             "loop": {"sizes": [16, 32, 64]}, "experiment": {**TINY["experiment"], "reference_budget": 200}}  # fmt: skip

@@ -13,8 +13,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from raysurr.commands.tune import check_space, main
+from raysurr.commands.tune import main
 from raysurr.config import Config, load_config
+from raysurr.engine.sweep import check_space
 from raysurr.errors import ConfigError
 from tests.conftest import REPO, last_line, run_command
 

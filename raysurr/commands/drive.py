@@ -19,28 +19,19 @@ import argparse
 from collections.abc import Sequence
 from pathlib import Path
 
-import ray
-from ray.exceptions import RayActorError, RayTaskError
-
 from raysurr.commands.common import (
     Parser,
     add_address_argument,
     add_config_arguments,
-    announce,
-    claim_folder,
-    claim_new_folder,
     config_from_args,
     given_keys,
-    output_folder,
-    remote_error,
-    resume_changes,
 )
 from raysurr.config import Config, load_config
 from raysurr.data.store import write_config
 from raysurr.distributed.runtime import connect
 from raysurr.engine import run_folder
-from raysurr.engine.launch import check_config, check_resources, start_driver
-from raysurr.engine.plan import check_scale
+from raysurr.engine.folders import claim_folder, resume_changes
+from raysurr.engine.launch import check_config, check_resources, drive, new_run
 from raysurr.engine.run_folder import RunFolder, RunState
 from raysurr.errors import ConfigError
 from raysurr.progress import say
@@ -64,15 +55,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.resume:
         return resume(args)
     config = config_from_args(args)
-    check_config(config)
-    check_scale(config, given_keys(args))
-    run_dir = output_folder(args.run_dir, config.name, "run")
-    connect(args.address)
-    check_resources(config)
-    announce(config)
-    with claim_new_folder(run_dir, "run"):  # every check has passed: only now does the folder exist
-        write_config(config, run_dir)
-        return drive(run_dir, config)
+    folder, result = new_run(config, args.run_dir, args.address, given_keys(args))
+    print(f"done ({result['stopped']}); rounds: {folder / 'rounds.csv'}")
+    return 0
 
 
 def resume(args: argparse.Namespace) -> int:
@@ -91,20 +76,8 @@ def resume(args: argparse.Namespace) -> int:
         check_resources(config)
         if changes or args.retry_failed:  # validated: now the folder may change
             record_resume(folder, state, config, changes, args.retry_failed)
-        return drive(args.resume, config)
-
-
-def drive(run_dir: Path, config: Config) -> int:
-    """Run the loop in the ALDriver actor; an error inside it reaches the user as one line."""
-    say(f"run folder: {run_dir}")
-    driver = start_driver(run_dir, config)
-    try:
-        result = ray.get(driver.run.remote())
-    except (RayTaskError, RayActorError) as exc:
-        raise remote_error(exc, RunFolder(run_dir).error_log) from None
-    finally:
-        ray.kill(driver)
-    print(f"done ({result['stopped']}); rounds: {run_dir / 'rounds.csv'}")
+        result = drive(args.resume, config)
+    print(f"done ({result['stopped']}); rounds: {args.resume / 'rounds.csv'}")
     return 0
 
 

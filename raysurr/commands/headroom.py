@@ -26,18 +26,12 @@ from pathlib import Path
 
 import yaml
 
-from raysurr.commands.common import (
-    Parser,
-    add_address_argument,
-    add_config_arguments,
-    claim_folder,
-    config_from_args,
-    given_keys,
-)
-from raysurr.commands.experiment import experiment, run_dir, start_grid
+from raysurr.commands.common import Parser, add_address_argument, add_config_arguments, config_from_args, given_keys
 from raysurr.config import Config, load_config
 from raysurr.distributed.runtime import connect
 from raysurr.engine import headroom
+from raysurr.engine.experiment import run_dir, run_experiment, start_grid
+from raysurr.engine.folders import claim_folder
 from raysurr.errors import ConfigError
 from raysurr.progress import say
 
@@ -94,7 +88,7 @@ def measure(folder: Path, config: Config) -> int:
     say(f"headroom: random labels at {', '.join(map(str, sizes))}, {len(config.experiment.seeds)} seed(s)"
         + (", and a hindsight oracle from the same start" if headroom.ORACLE in config.experiment.acquisitions
            else ""))  # fmt: skip
-    experiment(folder, config)
+    run_experiment(folder, config)
     result = headroom.analyse(folder, config, run_dir)
     path = headroom.write(folder, result)
     print(f"headroom: {result['verdict']} ({path})")

@@ -22,8 +22,6 @@ from raysurr.commands.common import (
     add_address_argument,
     add_config_arguments,
     config_from_args,
-    dataset_simulator,
-    refuse_physics_term,
 )
 from raysurr.config import Config
 from raysurr.data.dataset import DatasetInfo, open_dataset
@@ -32,6 +30,7 @@ from raysurr.data.store import staged_directory, write_config
 from raysurr.distributed.runtime import connect
 from raysurr.distributed.scoring import evaluate, read_samples
 from raysurr.distributed.training import fit
+from raysurr.engine.datasets import dataset_simulator, refuse_physics_term
 from raysurr.errors import DatasetError
 from raysurr.models import build_model, count_parameters
 from raysurr.models.fitting import FitSpec

@@ -14,14 +14,14 @@ from pathlib import Path
 import numpy as np
 
 import raysurr
-from raysurr.config import Config
+from raysurr.config import Config, SimulatorConfig
 from raysurr.data.dataset import FORMAT_VERSION, MANIFEST, WHOLE, DatasetInfo, open_dataset, write_manifest
 from raysurr.data.imported import Labelled, read_labelled, store_labelled
 from raysurr.data.labels import LabelStore
 from raysurr.data.store import staged_directory, write_config
 from raysurr.distributed.labeling import Labeler
 from raysurr.engine.run_folder import evaluation_seed, evaluation_simulator
-from raysurr.errors import DatasetError
+from raysurr.errors import ConfigError, DatasetError, RegistryError
 from raysurr.progress import say
 from raysurr.seeding import generator
 from raysurr.simulators import build_simulator
@@ -135,3 +135,21 @@ def _info(config: Config, simulator, folder: Path, splits: dict[str, int], meta:
         format_version=FORMAT_VERSION,
         meta={"raysurr": raysurr.__version__, "host": platform.node(), "created": time.time(), **meta},
     )
+
+
+def refuse_physics_term(config: Config, command: str) -> None:
+    """`training.physics_weight` learns from a run's unlabelled pool, which `train` and `tune` do not have."""
+    if config.training.physics_weight:
+        raise ConfigError(f"training.physics_weight learns from an active-learning run's unlabelled pool, which "
+                          f"raysurr {command} does not have; set training.physics_weight=0")  # fmt: skip
+
+
+def dataset_simulator(info: DatasetInfo) -> SimulatorConfig:
+    """The simulator that labelled a dataset, checked to be buildable here (its plugin loaded)."""
+    section = SimulatorConfig.from_dict(info.simulator)
+    try:
+        build_simulator(section)
+    except RegistryError:
+        raise ConfigError(f"the dataset {str(info.root)!r} was labelled by simulator {section.name!r}, which is not "
+                          "registered here; load its plugin with --set 'plugins=[your_module]'") from None  # fmt: skip
+    return section

@@ -4,19 +4,25 @@ driver actor that runs it."""
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import ray
+from ray.exceptions import RayActorError, RayTaskError
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 from raysurr.acquisition import build_acquisition
 from raysurr.config import Config, ResourcesConfig
 from raysurr.data.imported import read_labelled
+from raysurr.data.store import write_config
 from raysurr.distributed.labeling import check_simulator_fit, simulator_actor_count
+from raysurr.distributed.runtime import connect
 from raysurr.distributed.scoring import check_score_fit
 from raysurr.distributed.training import scaling_config
 from raysurr.engine.datasets import evaluation_files
 from raysurr.engine.driver import ALDriver
-from raysurr.engine.run_folder import read_candidates
+from raysurr.engine.folders import claim_new_folder, output_folder, remote_error
+from raysurr.engine.plan import announce, check_scale
+from raysurr.engine.run_folder import RunFolder, read_candidates
 from raysurr.errors import ConfigError
 from raysurr.models import check_model
 from raysurr.progress import say
@@ -91,3 +97,33 @@ def start_driver(run_dir, config: Config) -> ray.actor.ActorHandle:
             f"a run named {config.name!r} is already running on this cluster; give this one another name "
             "(--set name=...)"
         ) from None
+
+
+def new_run(config: Config, out: Path | None = None, address: str | None = None,
+            given: set[str] | None = None) -> tuple[Path, dict]:  # fmt: skip
+    """Check `config`, say its plan, create its run folder (`out`, or runs/NAME-TIME) and drive it; the folder and
+    the driver's result. `given`: the keys the user set (a plugin simulator at default sizes is refused; None: no
+    check). Nothing is created before every check has passed."""
+    check_config(config)
+    if given is not None:
+        check_scale(config, given)
+    folder = output_folder(out, config.name, "run")
+    connect(address)
+    check_resources(config)
+    announce(config)
+    with claim_new_folder(folder, "run"):
+        write_config(config, folder)
+        return folder, drive(folder, config)
+
+
+def drive(folder: Path, config: Config) -> dict:
+    """Run the loop of the run in `folder` in its ALDriver actor (Ray connected, the folder claimed); the result
+    (`stopped`: why it stopped). An error inside it comes back as one line, its traceback in the folder's log."""
+    say(f"run folder: {folder}")
+    driver = start_driver(folder, config)
+    try:
+        return ray.get(driver.run.remote())
+    except (RayTaskError, RayActorError) as exc:
+        raise remote_error(exc, RunFolder(folder).error_log) from None
+    finally:
+        ray.kill(driver)

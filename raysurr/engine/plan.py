@@ -18,6 +18,7 @@ from raysurr.acquisition import build_acquisition
 from raysurr.config import Config
 from raysurr.engine.rounds import RoundRecord
 from raysurr.errors import ConfigError
+from raysurr.progress import say
 from raysurr.simulators import SIMULATORS
 
 SCALE_LIMIT = 10_000  # simulator runs a plugin's run may make with default sizes before it is refused
@@ -122,3 +123,9 @@ def check_scale(config: Config, given: set[str], limit: int = SCALE_LIMIT) -> No
         raise ConfigError(f"this run would call simulator {config.simulator.name!r} {runs:,} times at default sizes "
                           f"(the study's full scale); set {', '.join(unset)} in the config (or give them with --set) "
                           "to say how many runs you mean")  # fmt: skip
+
+
+def announce(config: Config, runs: int = 1) -> None:
+    """Say, once every check has passed and before any work, what the run (each of `runs`) will ask of the
+    simulator and the trainer."""
+    say(plan_of(config).line() + (f"; {runs} runs" if runs > 1 else ""))

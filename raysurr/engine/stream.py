@@ -2,14 +2,14 @@
 
 One pool of simulator actors labels a stream of samples fed from a selection queue, each actor kept
 `labeling.in_flight_per_actor` chunks deep. Beside it a learner thread of the driver actor trains
-checkpoint c as soon as `loop.retrain_every` labels have been stored since checkpoint c - 1 started
+checkpoint c as soon as `loop.retrain_after` labels have been stored since checkpoint c - 1 started
 (warm-started from it unless `training.reinit`), evaluates it, scores the pool and replaces the
 queue with its selection, in the acquisition function's order, while labelling goes on.
 
 Two things keep the simulators busy. While checkpoint 0 trains there is no model to select with: the
 random initial design goes on instead (more random picks, `selected_by` -1 and added to the initial
 selection, each label's `selected_at` the time it was picked) until checkpoint 0's selection replaces
-them. And each checkpoint queues enough ids to last a whole learner cycle: `loop.queue` if set, else
+them. And each checkpoint queues enough ids to last a whole learner cycle: `loop.queue_size` if set, else
 the larger of 2 x `loop.batch_size` and 1.5 x the ids the simulators label in the last cycle's time
 (train, evaluate, score) at their measured rate.
 
@@ -105,7 +105,7 @@ class Stream:
         window = (self.elapsed(), labeler.busy_s())
         say(
             f"async loop: labelling on {len(labeler.slots)} simulator actors, a new model every "
-            f"{self.loop.retrain_after} labels"
+            f"{self.loop.labels_per_checkpoint} labels"
         )
         try:
             while True:
@@ -177,17 +177,17 @@ class Stream:
         self.save()
 
     def should_train(self, labeler: Labeler) -> bool:
-        """Checkpoint 0 once the initial set is stored; later ones after `retrain_every` new labels (unless the label
-        budget is fewer labels away: then only the final one, on the whole budget), or on what there is once nothing
-        else can happen (the queue ran dry, the budget is labelled)."""
+        """Checkpoint 0 once the initial set is stored; later ones after `loop.retrain_after` new labels (unless the
+        label budget is fewer labels away: then only the final one, on the whole budget), or on what there is once
+        nothing else can happen (the queue ran dry, the budget is labelled)."""
         new = len(self.labeled) - self.state.trained_on
         if self.state.round == 0:  # the initial set is in (what the warm-up queued is not waited for)
             initial = self.state.selections[0][: self.work.config.pool.initial]
             done = self.labeled | self.failed
             return bool(self.labeled) and all(i in done for i in initial)
         budget = self.loop.label_budget
-        near_budget = budget is not None and 0 < budget - len(self.labeled) < self.loop.retrain_after
-        return (new >= self.loop.retrain_after and not near_budget) or (new > 0 and labeler.idle
+        near_budget = budget is not None and 0 < budget - len(self.labeled) < self.loop.labels_per_checkpoint
+        return (new >= self.loop.labels_per_checkpoint and not near_budget) or (new > 0 and labeler.idle
                                                                          and not self.can_send())  # fmt: skip
 
     def budget_reached(self, before: int) -> bool:
@@ -196,13 +196,13 @@ class Stream:
         return budget is not None and before < budget <= len(self.labeled)
 
     def queue_length(self, labeler: Labeler) -> int:
-        """The ids the next checkpoint selects: `loop.queue`, or enough for the simulators to label through one
+        """The ids the next checkpoint selects: `loop.queue_size`, or enough for the simulators to label through one
         learner cycle (the last one's seconds at their measured rate, with half again to spare), at least 2B."""
-        if self.loop.queue:
-            return self.loop.queue
+        if self.loop.queue_size:
+            return self.loop.queue_size
         per_sample_s = labeler.busy_s() / max(1, labeler.finished)  # actor-seconds a sample takes
         rate = len(labeler.slots) / per_sample_s if labeler.finished and per_sample_s > 0 else 0.0
-        return max(self.loop.queue_size, math.ceil(1.5 * rate * self.cycle_s))
+        return max(self.loop.min_queue, math.ceil(1.5 * rate * self.cycle_s))
 
     def warm_up(self, labeler: Labeler) -> None:
         """While checkpoint 0 trains, random picks from the free pool keep the simulators busy: the random initial
