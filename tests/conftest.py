@@ -46,3 +46,22 @@ def run_command(*args: str, cwd: Path | None = None, timeout: float = 240, env: 
 def last_line(text: str) -> str:
     lines = [line for line in text.strip().splitlines() if line.strip()]
     return lines[-1] if lines else ""
+
+
+def assert_mlflow_has_every_round(run: Path) -> None:
+    """The run's MLflow history is its rounds.csv: every column, each round at the step of its label count
+    (an empty cell logs nothing)."""
+    import csv
+    import json
+
+    mlflow = pytest.importorskip("mlflow")
+    store = mlflow.MlflowClient(tracking_uri=f"sqlite:///{run.parent / 'mlflow.db'}")
+    run_id = json.loads((run / "mlflow.json").read_text())["run_id"]
+    with (run / "rounds.csv").open(newline="") as handle:
+        table = list(csv.DictReader(handle))
+    assert table
+    for key in table[0]:
+        expected = [(int(row["n_labeled"]), float(row[key])) for row in table if row[key] != ""]
+        logged = sorted((m.step, m.value) for m in store.get_metric_history(run_id, key))
+        assert [s for s, _ in logged] == [s for s, _ in expected], key
+        assert [v for _, v in logged] == pytest.approx([v for _, v in expected], nan_ok=True), key

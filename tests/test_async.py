@@ -24,7 +24,7 @@ from raysurr.data.lock import FolderLock
 from raysurr.engine.run_folder import RunState
 from raysurr.engine.stream import Stream
 from raysurr.errors import ConfigError
-from tests.conftest import REPO
+from tests.conftest import REPO, assert_mlflow_has_every_round
 
 pytestmark = pytest.mark.timeout(600)
 
@@ -76,11 +76,11 @@ def check_a_finished_run(run: Path) -> None:
     assert busy and all(0 <= b <= 1 for b in busy)
 
 
-def _kill_mid_stream(proc: subprocess.Popen, run: Path) -> dict:
+def _kill_mid_stream(proc: subprocess.Popen, run: Path, err: Path) -> dict:
     """SIGKILL the run's process tree once checkpoint 0 is in and samples are with simulators; the state then."""
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline:
-        assert proc.poll() is None, "the run finished before it could be killed"
+        assert proc.poll() is None, f"the run finished before it could be killed: {err.read_text()[-2000:]}"
         try:
             state = json.loads((run / "state.json").read_text())
         except (FileNotFoundError, json.JSONDecodeError):
@@ -99,16 +99,18 @@ def test_an_async_run_killed_mid_stream_resumes_losing_no_label_and_simulating_n
     run, log = tmp_path / "killed", tmp_path / "simulated.log"
     env = {**os.environ, "RAYSURR_DASHBOARD": "0", "PYTHONPATH": str(REPO)}
     logged = sets("plugins=[tests.labeling_sims]", "simulator.name=logged_diffusion2d", f"simulator.log={log}",
-                  "simulator.delay_s=0.2")  # fmt: skip
+                  "simulator.delay_s=0.2", "tracking.mlflow=true")  # fmt: skip
     first = [sys.executable, "-m", "raysurr.drive", "--config", QUICKSTART, "--run-dir", str(run), *logged]
-    proc = subprocess.Popen(first, cwd=REPO, env=env, start_new_session=True, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)  # fmt: skip
-    at_kill = _kill_mid_stream(proc, run)
+    with (tmp_path / "first.err").open("w") as err:
+        proc = subprocess.Popen(first, cwd=REPO, env=env, start_new_session=True, stdout=subprocess.DEVNULL,
+                                stderr=err)  # fmt: skip
+    at_kill = _kill_mid_stream(proc, run, tmp_path / "first.err")
     FolderLock(run, "run", name=".driver.lock").acquire(wait_s=60).release()  # the killed driver has ended
     stored_before = set(labels(run)["sample_id"])
     assert main(["--resume", str(run)]) == 0  # in this process's Ray
 
     check_a_finished_run(run)
+    assert_mlflow_has_every_round(run)  # the killed run's checkpoints and the resumed one's, each once
     got = labels(run)
     pool = pq.read_table(run / "pool").sort_by("sample_id").to_pydict()
     names = ["row1", "col1", "flux1", "row2", "col2", "flux2"]

@@ -26,7 +26,7 @@ from raysurr.commands.drive import main
 from raysurr.config import Config
 from raysurr.errors import ConfigError, RegistryError
 from raysurr.simulators import build_simulator
-from tests.conftest import REPO, run_command
+from tests.conftest import REPO, assert_mlflow_has_every_round, run_command
 
 pytestmark = pytest.mark.timeout(600)
 
@@ -202,11 +202,7 @@ def mlflow_run(run: Path):
 def test_the_run_is_an_mlflow_run_with_a_step_per_round(reference):
     store, run_id = mlflow_run(reference)
     run = store.get_run(run_id)
-    with (reference / "rounds.csv").open() as handle:
-        rows = list(csv.DictReader(handle))
-    for key in ("test_wmae", "val_wmae", "test_wmae_skill_zero", "train_s"):
-        logged = [(m.step, m.value) for m in store.get_metric_history(run_id, key)]
-        assert logged == [(int(r["n_labeled"]), pytest.approx(float(r[key]))) for r in rows], key
+    assert_mlflow_has_every_round(reference)
     assert run.info.status == "FINISHED" and run.info.run_name == "reference"
     assert run.data.params["simulator.grid"] == "32" and run.data.params["acquisition.name"] == "tod"
     artifacts = {a.path for a in store.list_artifacts(run_id)}
