@@ -1,9 +1,10 @@
 """`python -m raysurr.experiment`: a grid of AL runs (architectures x acquisition functions x seeds) and the report.
 
 Examples:
-    python -m raysurr.experiment --config configs/experiments/study-cpu.yaml --out runs/study-cpu
-    python -m raysurr.experiment --resume runs/study-cpu          # continue: finished runs are kept
-    python -m raysurr.experiment --report runs/study-cpu          # rewrite report.md from what has finished
+    python -m raysurr.experiment --config configs/headroom/decay32.yaml --config configs/experiments/screen.yaml \
+        --out runs/screen-decay32
+    python -m raysurr.experiment --resume runs/screen-decay32     # continue: finished runs are kept
+    python -m raysurr.experiment --report runs/screen-decay32     # rewrite report.md from what has finished
 
 Every run is the base config with one model section, one acquisition section and one seed (the
 config's `experiment` section). Runs of one seed share the candidate pool and the initial labelled
