@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 import re
 import shlex
 import subprocess
@@ -16,7 +15,7 @@ import pytest
 
 from raysurr.data.dataset import open_dataset, read_split
 from raysurr.models.checkpoint import read_checkpoint
-from tests.conftest import REPO
+from tests.conftest import REPO, command_env
 
 pytestmark = pytest.mark.timeout(900)
 
@@ -58,7 +57,6 @@ def test_the_guide_has_a_plugin_a_config_python_and_the_four_commands():
     assert ran == [["-m", "raysurr"], ["-m", "raysurr.dataset"], ["-m", "raysurr.train"], ["-m", "raysurr.drive"]]
 
 
-ENV = {**os.environ, "RAYSURR_DASHBOARD": "0", "PYTHONPATH": str(REPO)}
 
 
 def run_blocks(blocks: list[tuple[str, str, str]], folder) -> list[str]:
@@ -70,7 +68,8 @@ def run_blocks(blocks: list[tuple[str, str, str]], folder) -> list[str]:
             continue
         runs = [[sys.executable, "-c", body]] if language == "python" else commands(body)
         for argv in runs:
-            result = subprocess.run(argv, cwd=folder, env=ENV, capture_output=True, text=True, timeout=600)
+            env = command_env({"PYTHONPATH": str(REPO)})  # the commands join the suite's Ray
+            result = subprocess.run(argv, cwd=folder, env=env, capture_output=True, text=True, timeout=600)
             assert result.returncode == 0, f"{shlex.join(argv[:4])} failed:\n{result.stderr[-3000:]}"
             if language == "python":
                 printed.append(result.stdout)
@@ -80,7 +79,7 @@ def run_blocks(blocks: list[tuple[str, str, str]], folder) -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def guide(tmp_path_factory):
+def guide(ray_local, tmp_path_factory):
     folder = tmp_path_factory.mktemp("guide")
     printed = run_blocks(guide_blocks(), folder)
     assert printed[0].startswith("(4, 1, 48, 48)")

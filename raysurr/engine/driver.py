@@ -45,9 +45,13 @@ class ALDriver:
         run_dir: the run folder (its `config.yaml` is the resolved config).
         config: the resolved config as a dict.
         owner: the pid of the command that started it, on this node (the async loop stops when it is gone).
+        cwd: the command's working directory: the paths a user gave (the run folder, `pool.candidates`, ...) are
+            relative to it, and an actor on a cluster it joined starts wherever that cluster's workers do.
     """
 
-    def __init__(self, run_dir: str, config: dict[str, Any], owner: int | None = None) -> None:
+    def __init__(self, run_dir: str, config: dict[str, Any], owner: int | None = None, cwd: str | None = None) -> None:
+        if cwd:
+            os.chdir(cwd)  # this actor's own process
         self.owner = owner
         quiet_ray_data()
         self.config = Config.from_dict(config)

@@ -91,7 +91,7 @@ def start_driver(run_dir, config: Config) -> ray.actor.ActorHandle:
     actor = ray.remote(ALDriver).options(name=driver_name(config.name), num_cpus=0, max_concurrency=1,
                                          scheduling_strategy=here, runtime_env=own)  # fmt: skip
     try:
-        return actor.remote(str(run_dir), config.to_dict(), owner=os.getpid())
+        return actor.remote(str(Path(run_dir).resolve()), config.to_dict(), owner=os.getpid(), cwd=os.getcwd())
     except ValueError:  # Ray refuses a second actor of the same name
         raise ConfigError(
             f"a run named {config.name!r} is already running on this cluster; give this one another name "
