@@ -57,8 +57,6 @@ def test_the_guide_has_a_plugin_a_config_python_and_the_four_commands():
     assert ran == [["-m", "raysurr"], ["-m", "raysurr.dataset"], ["-m", "raysurr.train"], ["-m", "raysurr.drive"]]
 
 
-
-
 def run_blocks(blocks: list[tuple[str, str, str]], folder) -> list[str]:
     """Save, run and check the blocks in `folder`; the stdout of each Python block."""
     printed = []
