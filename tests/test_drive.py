@@ -122,12 +122,12 @@ def test_a_fourier_neural_operator_runs_the_loop_with_core_set_and_warm_starts(r
     assert sorted(candidates[picks].tolist()) == selections[1]
 
 
-def _kill_when(proc: subprocess.Popen, run: Path, phase: str, round_idx: int, delay: float) -> bool:
-    """SIGKILL the run's whole process tree once it is in `phase` of `round_idx` (in `label`: once some
-    labels are stored, so that the store is half written); False if the run finished first."""
+def _wait_for(run: Path, phase: str, round_idx: int, running) -> bool:
+    """Wait until the run is in `phase` of `round_idx` (in `label`: once some labels are stored, so that the store
+    is half written); False if `running()` turns False first."""
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline:
-        if proc.poll() is not None:
+        if not running():
             return False
         try:
             current = json.loads((run / "state.json").read_text())
@@ -135,12 +135,41 @@ def _kill_when(proc: subprocess.Popen, run: Path, phase: str, round_idx: int, de
             current = {}
         started = phase != "label" or any((run / "labels").glob("part-*.parquet"))
         if current.get("phase") == phase and current.get("round") == round_idx and started:
-            time.sleep(delay)
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
             return True
         time.sleep(0.05)
     raise AssertionError(f"the run never reached {phase} of round {round_idx}")
+
+
+def _kill_when(proc: subprocess.Popen, run: Path, phase: str, round_idx: int, delay: float) -> bool:
+    """SIGKILL the run's whole process tree (the command and its own Ray) once it is in `phase` of `round_idx`;
+    False if the run finished first."""
+    if not _wait_for(run, phase, round_idx, lambda: proc.poll() is None):
+        return False
+    time.sleep(delay)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    return True
+
+
+def _kill_driver_when(run: Path, phase: str, round_idx: int, delay: float) -> bool:
+    """Resume the run on this process's Ray and kill its driver actor (its process, as SIGKILL does, with the tasks
+    it owns) once it is in `phase` of `round_idx`; False if the run finished first."""
+    import ray
+    from ray.exceptions import RayActorError
+
+    from raysurr.config import load_config
+    from raysurr.engine.launch import start_driver
+
+    driver = start_driver(run, load_config(run / "config.yaml"))
+    result = driver.run.remote()
+    if not _wait_for(run, phase, round_idx, lambda: not ray.wait([result], timeout=0)[0]):
+        ray.kill(driver)
+        return False
+    time.sleep(delay)
+    ray.kill(driver, no_restart=True)
+    with pytest.raises(RayActorError):
+        ray.get(result)
+    return True
 
 
 def in_process_candidates(run: Path) -> tuple[np.ndarray, np.ndarray, list[list[int]]]:
@@ -170,18 +199,18 @@ def test_the_runs_tod_selection_is_what_an_in_process_computation_selects(refere
 
 
 def test_resume_after_sigkill_in_each_phase_selects_the_same(reference):
+    """Killed in label (a SIGKILL of the command's whole process tree, its own Ray with it), then in train and in
+    score (the driver actor's process killed on this process's Ray, as a lost node would), resumed each time."""
     run = reference.parent / "killed"
-    env = {**os.environ, "RAYSURR_DASHBOARD": "0", "PYTHONPATH": str(REPO)}
+    env = {**os.environ, "RAYSURR_DASHBOARD": "0", "PYTHONPATH": str(REPO), "RAY_ADDRESS": ""}
     first = ["-m", "raysurr.drive", "--config", QUICKSTART, "--run-dir", str(run), *TRACKED]
     resume = ["-m", "raysurr.drive", "--resume", str(run)]
-    killed = []
-    for args, (phase, round_idx, delay) in zip([first, resume, resume], [("label", 0, 0.0), ("train", 0, 4.0),
-                                                ("score", 0, 1.0)], strict=True):  # fmt: skip
-        proc = subprocess.Popen([sys.executable, *args], cwd=REPO, env=env, start_new_session=True,
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
-        killed.append(_kill_when(proc, run, phase, round_idx, delay))
+    proc = subprocess.Popen([sys.executable, *first], cwd=REPO, env=env, start_new_session=True,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    killed = [_kill_when(proc, run, "label", 0, 0.0)]
+    killed += [_kill_driver_when(run, phase, 0, delay) for phase, delay in (("train", 4.0), ("score", 1.0))]
     assert killed == [True, True, True]
-    assert main(resume[2:]) == 0  # in this process's Ray: the killed ones' drivers died with their clusters
+    assert main(resume[2:]) == 0  # in this process's Ray, where the last driver was killed
     assert labeled_ids(run) == labeled_ids(reference)
     assert raysurr.load(run).source.name == "round_001"  # after the resumes: the last finished round
     with (run / "rounds.csv").open() as handle:
