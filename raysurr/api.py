@@ -14,7 +14,6 @@ Example:
 
 from __future__ import annotations
 
-import csv
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,12 +40,13 @@ class RunSummary:
 
 @dataclass(frozen=True)
 class ExperimentSummary:
-    """A finished experiment: its folder, report.md, and summary.csv's rows (one per run and round)."""
+    """A finished experiment: its folder, report.md, and summary.csv's rows (one per run and round, numbers
+    parsed)."""
 
     folder: Path
     runs: int
     report: Path
-    rows: list[dict[str, str]]
+    rows: list[dict[str, Any]]
 
 
 @dataclass(frozen=True)
@@ -80,15 +80,13 @@ def run(config: ConfigLike, out: str | Path | None = None, address: str | None =
 def experiment(config: ConfigLike, out: str | Path | None = None, address: str | None = None) -> ExperimentSummary:
     """Run an experiment's grid of runs and write its report (`python -m raysurr.experiment --config ...`)."""
     from raysurr.engine.experiment import check_empty, run_experiment, start_grid
+    from raysurr.engine.report import read_summary
 
     config = as_config(config)
     check_empty(config)
     folder, runs = start_grid(config, _path(out), "experiment", address, lambda f, c: (f, run_experiment(f, c)))
-    rows = []
-    if (folder / "summary.csv").exists():
-        with (folder / "summary.csv").open(newline="") as handle:
-            rows = list(csv.DictReader(handle))
-    return ExperimentSummary(folder, runs, folder / "report.md", rows)
+    summary = folder / "summary.csv"  # written once a run has finished
+    return ExperimentSummary(folder, runs, folder / "report.md", read_summary(summary) if summary.exists() else [])
 
 
 def sweep(config: ConfigLike, out: str | Path | None = None, address: str | None = None) -> SweepSummary:

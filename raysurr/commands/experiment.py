@@ -83,6 +83,5 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def experiment(folder: Path, config: Config) -> int:
-    runs = run_experiment(folder, config)
-    print(f"done: {runs} runs; report: {folder / 'report.md'}")
+    run_experiment(folder, config)  # its last line names the runs, their time and the report
     return 0
