@@ -40,11 +40,11 @@ def test_run_returns_the_run_folders_summary(ray_local, tmp_path):
 def test_experiment_runs_the_grid_and_returns_its_report(ray_local, tmp_path):
     path = tmp_path / "grid.yaml"  # a YAML path works as well as a dict
     grid = {**TINY, "name": "apix", "loop": {"batch_size": 8, "rounds": 1},
-            "experiment": {"acquisitions": {"random": {}, "diversity": {}}, "seeds": [0], "parallel": 1}}  # fmt: skip
+            "experiment": {"acquisitions": {"random": {}}, "seeds": [0], "parallel": 1}}  # fmt: skip
     path.write_text(yaml.safe_dump(grid))
     summary = raysurr.experiment(path, out=tmp_path / "grid")
-    assert summary.runs == 2 and summary.report.is_file()
-    assert sorted(r["acquisition"] for r in summary.rows) == ["diversity", "random"]
+    assert summary.runs == 1 and summary.report.is_file()
+    assert [(r["acquisition"], r["seed"], r["n_labeled"]) for r in summary.rows] == [("random", 0, 8)]
     with pytest.raises(raysurr.ConfigError, match="experiment.acquisitions is empty"):
         raysurr.experiment(TINY, out=tmp_path / "empty")
     assert not (tmp_path / "empty").exists()

@@ -205,9 +205,11 @@ def test_resume_after_sigkill_in_each_phase_selects_the_same(reference):
     env = {**os.environ, "RAYSURR_DASHBOARD": "0", "PYTHONPATH": str(REPO), "RAY_ADDRESS": ""}
     first = ["-m", "raysurr.drive", "--config", QUICKSTART, "--run-dir", str(run), *TRACKED]
     resume = ["-m", "raysurr.drive", "--resume", str(run)]
-    proc = subprocess.Popen([sys.executable, *first], cwd=REPO, env=env, start_new_session=True,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    with (reference.parent / "killed.err").open("w") as err:
+        proc = subprocess.Popen([sys.executable, *first], cwd=REPO, env=env, start_new_session=True,
+                                stdout=subprocess.DEVNULL, stderr=err)  # fmt: skip
     killed = [_kill_when(proc, run, "label", 0, 0.0)]
+    assert killed == [True], (reference.parent / "killed.err").read_text()[-3000:]  # e.g. its Ray never started
     killed += [_kill_driver_when(run, phase, 0, delay) for phase, delay in (("train", 4.0), ("score", 1.0))]
     assert killed == [True, True, True]
     assert main(resume[2:]) == 0  # in this process's Ray, where the last driver was killed
@@ -296,15 +298,12 @@ NEEDS_CASES = [{"name": name} for name in sorted(raysurr.acquisition.ACQUISITION
 ]
 
 
-@pytest.mark.parametrize("section", NEEDS_CASES, ids=lambda s: json.dumps(s, separators=(",", ":")))
-def test_every_acquisition_function_gets_from_the_driver_what_it_declares(reference, tmp_path, monkeypatch, section):
-    """Rounds 0 and 1 of the reference run with another function: the driver trains `members` models (own
-    seeds, own warm starts), hands the scorer the members and, for TOD, the previous round's model, and
-    `select` sees scores and vectors of the declared kind for exactly the unlabelled candidates. Training
-    is replaced by fresh seeded networks and the scorer runs in this process: their own tests are elsewhere."""
+def plumbed_round(reference: Path, tmp_path: Path, monkeypatch, section: dict, **model):
+    """Rounds 0 and 1 of a copy of the reference run with acquisition `section` (and `model` options), training
+    replaced by fresh seeded networks and the scorer run in this process, then round 1's selection of 5; what
+    training was asked for, what the scorer was handed, the candidates `select` saw, the selection, the record."""
     import shutil
 
-    from raysurr.acquisition import build_acquisition
     from raysurr.distributed import scoring
     from raysurr.distributed.training import TrainResult
     from raysurr.engine import work as work_module
@@ -318,8 +317,8 @@ def test_every_acquisition_function_gets_from_the_driver_what_it_declares(refere
     shutil.rmtree(run / "checkpoints")
     config = yaml.safe_load((run / "config.yaml").read_text())
     config["acquisition"] = section
+    config["model"].update(model)
     config["training"]["reinit"] = False
-    needs = build_acquisition(section).needs
     trained, handed, seen = [], [], []
 
     def train(spec, datasets, resources, out_dir, **_):
@@ -347,6 +346,19 @@ def test_every_acquisition_function_gets_from_the_driver_what_it_declares(refere
     work.train(1, record)
     labeled = np.array(sorted(labeled_ids(run)))
     selection = work.select(1, work.unlabelled(), labeled, 5, record)
+    return work, trained, handed, seen, selection, record
+
+
+@pytest.mark.parametrize("section", NEEDS_CASES, ids=lambda s: json.dumps(s, separators=(",", ":")))
+def test_every_acquisition_function_gets_from_the_driver_what_it_declares(reference, tmp_path, monkeypatch, section):
+    """Rounds 0 and 1 of the reference run with another function: the driver trains `members` models (own
+    seeds, own warm starts), hands the scorer the members and, for TOD, the previous round's model, and
+    `select` sees scores and vectors of the declared kind for exactly the unlabelled candidates. Training
+    is replaced by fresh seeded networks and the scorer runs in this process: their own tests are elsewhere."""
+    from raysurr.acquisition import build_acquisition
+
+    needs = build_acquisition(section).needs
+    work, trained, handed, seen, selection, _ = plumbed_round(reference, tmp_path, monkeypatch, section)
     picks, at_random = selection.ids, selection.at_random
 
     members = max(1, needs.members)
@@ -357,7 +369,7 @@ def test_every_acquisition_function_gets_from_the_driver_what_it_declares(refere
     expected = names[members : members + needs.members] + (["round_000"] if needs.previous else [])
     assert handed == ([expected] if needs.members else [])
     (candidates,) = seen
-    labeled = set(labeled_ids(run))
+    labeled = set(labeled_ids(work.folder.root))
     assert set(candidates.ids.tolist()) == set(range(64)) - labeled and len(candidates.ids) == 64 - len(labeled)
     assert (candidates.scores is not None) == bool(needs.members)
     if needs.scores:
@@ -369,6 +381,18 @@ def test_every_acquisition_function_gets_from_the_driver_what_it_declares(refere
         assert candidates.vectors.shape == (len(candidates.ids), width)
         assert candidates.labeled_vectors.shape == (len(labeled), width)
     assert len(picks) == 5 and set(picks) <= set(candidates.ids.tolist()) and not at_random
+
+
+def test_scores_that_rank_nothing_select_at_random_and_say_so(reference, tmp_path, monkeypatch):
+    """entropy on a model without dropout scores 0 everywhere: the round selects at random, and its record (the row
+    of rounds.csv) says so."""
+    section = {"name": "entropy"}
+    work, *_, seen, selection, record = plumbed_round(reference, tmp_path, monkeypatch, section, dropout=0.0)
+    assert selection.at_random and seen == []  # entropy's own ranking was never asked
+    assert record.row()["random_fallback"] == 1
+    free = np.setdiff1d(work.unlabelled(), labeled_ids(work.folder.root))
+    assert len(selection.ids) == 5 and set(selection.ids) <= set(free.tolist())
+    assert sorted(selection.ids) != free[:5].tolist()  # drawn, not the pool's order
 
 
 def test_the_physics_term_gets_unlabelled_candidates_of_the_run(reference, tmp_path, monkeypatch):
@@ -439,18 +463,6 @@ def test_tod_compares_with_the_last_model_that_differs_when_a_fine_tune_kept_its
     assert selections[2] != sorted(ids[unlabelled][:8].tolist())  # never the pool's order
     with (run / "rounds.csv").open() as handle:
         assert [r["random_fallback"] for r in csv.DictReader(handle)] == ["0", "0", "0"]
-
-
-def test_scores_that_rank_nothing_select_at_random_and_say_so(ray_local, tmp_path):
-    """entropy on a model without dropout scores 0 everywhere: the round selects at random, recorded in rounds.csv."""
-    run = tmp_path / "flat"
-    flat = ["acquisition.name=entropy", "model.dropout=0.0"]
-    assert main(["--config", QUICKSTART, "--run-dir", str(run), *SETS, *[a for s in flat for a in ("--set", s)]]) == 0
-    with (run / "rounds.csv").open() as handle:
-        assert [r["random_fallback"] for r in csv.DictReader(handle)] == ["1", "0"]  # the last round selects nothing
-    ids, _, selections = in_process_candidates(run)
-    first_free = [int(i) for i in ids if i not in selections[0]][:8]
-    assert len(selections[1]) == 8 and selections[1] != first_free
 
 
 def test_a_run_starts_from_the_users_own_simulations_and_test_set(ray_local, tmp_path):

@@ -127,21 +127,6 @@ def test_bad_grids_fail_before_any_run(tmp_path):
     )
 
 
-def test_a_failing_run_does_not_stop_the_others(tmp_path):
-    # In its own process: the plugin's model must not join this process's registry.
-    grid = {**TINY, "plugins": ["tests.failing_model"],
-            "experiment": {"models": {"broken": {"name": "fails_in_training"},
-                                      "unet-tiny": {"name": "unet", "base_channels": 2, "depth": 2}},
-                           "acquisitions": {"random": {}}, "seeds": [0], "parallel": 2}}  # fmt: skip
-    out = tmp_path / "out"
-    result = run_command("-m", "raysurr.experiment", "--config", write(tmp_path, grid), "--out", str(out),
-                         env={"PYTHONPATH": str(REPO)})  # fmt: skip
-    assert result.returncode == 2
-    assert re.search(r"1 runs failed \(broken-random-s0\); .* --resume", last_line(result.stderr))
-    with (out / "summary.csv").open() as handle:
-        assert [r["run"] for r in csv.DictReader(handle)] == ["unet-tiny-random-s0"]
-
-
 def test_the_reference_runs_on_past_the_others_to_its_own_budget():
     from raysurr.config import Config
     from raysurr.engine.experiment import check_reference_budget, plan
@@ -159,21 +144,30 @@ def test_the_reference_runs_on_past_the_others_to_its_own_budget():
         check_reference_budget(Config.from_dict({**grid, "experiment": {**grid["experiment"], "reference_budget": 48}}))
 
 
-def test_an_experiment_on_a_plugin_simulator_with_its_own_regions(tmp_path):
+def test_a_plugin_simulators_grid_reports_its_own_regions_and_a_failing_run_stops_no_other(tmp_path):
     """The guide's plume plugin names its regions stack and air: the summary, the report and the figures take their
-    columns from it (they used to ask for diffusion2d's source and field and stop the grid with a KeyError)."""
+    columns from it (they used to ask for diffusion2d's source and field and stop the grid with a KeyError). A model
+    that fails in training fails its own runs only: the others finish, and the command exits 2 naming the failed."""
     from tests.simulators.test_interface import documented_plugin
 
     (tmp_path / "my_simulators.py").write_text(documented_plugin())
-    grid = {**TINY, "name": "plumex", "plugins": ["my_simulators"], "simulator": {"name": "plume", "grid": 16},
-            "pool": {"size": 48, "initial": 8, "val": 8, "test": 8}, "loop": {"batch_size": 8, "rounds": 2},
-            "experiment": {**TINY["experiment"], "acquisitions": {"random": {}, "tod": {}}, "seeds": [0]}}  # fmt: skip
+    # In its own process: the plugins' simulator and model must not join this process's registries.
+    grid = {**TINY, "name": "plumex", "plugins": ["my_simulators", "tests.failing_model"],
+            "simulator": {"name": "plume", "grid": 16}, "pool": {"size": 48, "initial": 8, "val": 8, "test": 8},
+            "loop": {"batch_size": 8, "rounds": 2},
+            "experiment": {**TINY["experiment"], "acquisitions": {"random": {}, "tod": {}}, "seeds": [0],
+                           "models": {**TINY["experiment"]["models"], "broken": {"name": "fails_in_training"}}},
+            }  # fmt: skip
     out = tmp_path / "out"
     result = run_command("-m", "raysurr.experiment", "--config", write(tmp_path, grid), "--out", str(out),
                          cwd=tmp_path, env={"PYTHONPATH": f"{tmp_path}:{REPO}"})  # fmt: skip
-    assert result.returncode == 0, result.stderr
+    assert result.returncode == 2, result.stderr
+    (error,) = [line for line in result.stderr.splitlines() if "error:" in line]
+    failed = re.fullmatch(r"raysurr.experiment: error: 2 runs failed \((.*)\); .* --resume .*", error)
+    assert failed and sorted(failed.group(1).split(", ")) == ["broken-random-s0", "broken-tod-s0"], result.stderr
     with (out / "summary.csv").open() as handle:
         rows = list(csv.DictReader(handle))
+    assert {r["run"] for r in rows} == {"unet-tiny-random-s0", "unet-tiny-tod-s0"}
     assert {"test_mae_stack", "test_mae_air"} <= set(rows[0]) and "test_mae_source" not in rows[0]
     assert len(rows) == 4 and (out / "learning_curve-unet-tiny.png").stat().st_size > 0
     assert "| unet-tiny | tod | 16 | 1 |" in (out / "report.md").read_text()

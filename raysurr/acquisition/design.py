@@ -19,9 +19,6 @@ from __future__ import annotations
 import warnings
 
 import numpy as np
-from scipy import stats
-from scipy.cluster.vq import kmeans2
-from scipy.stats import qmc
 
 from raysurr.config import DESIGNS
 
@@ -51,6 +48,9 @@ def initial_design(params: np.ndarray, size: int, design: str, rng: np.random.Ge
         return np.empty(0, dtype=np.int64)
     if design == "random" or params.shape[1] == 0:
         return np.sort(rng.choice(count, size=size, replace=False))
+    from scipy.cluster.vq import kmeans2  # here: scipy.stats costs every importer ~1 s, and most runs draw at random
+    from scipy.stats import qmc
+
     space = quantiles(params)
     seed = int(rng.integers(2**32))
     if design == "lhs":
@@ -66,6 +66,8 @@ def initial_design(params: np.ndarray, size: int, design: str, rng: np.random.Ge
 
 def quantiles(params: np.ndarray) -> np.ndarray:
     """[N, P] each column's mid-ranks scaled to [0, 1] (a constant column: 0.5 everywhere)."""
+    from scipy import stats
+
     count = len(params)
     ranks = stats.rankdata(params, axis=0, method="average")
     return (ranks - 0.5) / count

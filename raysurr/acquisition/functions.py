@@ -65,9 +65,10 @@ class Entropy(AbstractTopK):
         model = mc_dropout(models[0])
         outputs = model(x.repeat(self.passes, *([1] * (x.dim() - 1)))).unflatten(0, (self.passes, len(x)))
         model.eval()
-        mean = outputs.mean(0)
-        variance = ((outputs - mean) ** 2).mean(0)
-        return (source_weight(mean, 1.0, self.w2) * variance).flatten(1).mean(1)
+        # about the first pass: identical passes (dropout off) give exactly 0, where the mean's rounding would not
+        shifted = outputs - outputs[:1]
+        variance = ((shifted**2).mean(0) - shifted.mean(0) ** 2).clamp_min(0)
+        return (source_weight(outputs.mean(0), 1.0, self.w2) * variance).flatten(1).mean(1)
 
 
 @register_acquisition("tod")

@@ -22,8 +22,6 @@ from pathlib import Path
 from typing import Any
 
 import ray
-import ray.train
-import ray.train.torch
 import torch
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
@@ -81,6 +79,8 @@ def _fit_ray_train(
 ) -> None:
     # Rank 0 hands the checkpoint to an inbox on this node rather than to Ray Train's storage, which
     # would have to be a disk every node shares.
+    import ray.train.torch  # here, not at the top: a one-worker task need not import Ray Train (~1 s)
+
     here = NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(), soft=False)
     inbox = _Inbox.options(scheduling_strategy=here).remote()
     storage = Path(tempfile.mkdtemp(prefix=".ray-train-", dir=out_dir.parent))
@@ -143,6 +143,8 @@ def _train_task(datasets: dict[str, ray.data.Dataset], setup: FitSpec) -> dict[s
 
 def scaling_config(resources: ResourcesConfig) -> ray.train.ScalingConfig:
     """Ray Train's worker group for the `resources` section; refused at once if no node could hold a worker."""
+    import ray.train
+
     per_worker = {"CPU": resources.cpus_per_train_worker}
     if resources.use_gpu:
         per_worker["GPU"] = resources.gpus_per_train_worker
@@ -155,6 +157,8 @@ def scaling_config(resources: ResourcesConfig) -> ray.train.ScalingConfig:
 
 def train_loop_per_worker(config: dict[str, Any]) -> None:
     """The training loop every Ray Train worker runs."""
+    import ray.train.torch
+
     setup: FitSpec = config["setup"]
     context = ray.train.get_context()
     rank, world = context.get_world_rank(), context.get_world_size()

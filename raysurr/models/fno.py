@@ -27,7 +27,8 @@ class SpectralConv2d(nn.Module):
         scale = 1 / (in_channels * out_channels)
         self.weight = nn.Parameter(scale * torch.rand(2, in_channels, out_channels, modes, modes, 2))
 
-    @torch.compiler.disable  # inductor has no complex kernels (torch 2.11-2.13): this stays eager, the rest compiles
+    compile_eager = True  # inductor has no complex kernels (torch 2.11-2.13): this stays eager, the rest compiles
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h, w = x.shape[-2:]
         spectrum = torch.fft.rfft2(x.float(), norm="ortho")  # complex: autocast leaves it alone
