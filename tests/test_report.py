@@ -75,6 +75,21 @@ def test_the_oracle_share_is_on_a_log_scale(tmp_path):
     assert "share of oracle" in text and f"| {share:.0%} |" in text
 
 
+def test_no_share_of_an_oracle_that_shows_no_room(tmp_path):
+    """An oracle whose saving is not told apart from none (here ~1.02x on average, its interval holding 1x) gives no
+    share: log(1.8) / log(1.02) would only magnify noise."""
+    rows = study()
+    for seed in range(6):  # errors 15% below or 12% above random's in turn
+        factor = (0.85, 1.12)[seed % 2]
+        rows += rows_for("unet", "oracle", seed, [8, 4 * factor, 2 * factor])
+    table = Report(rows, "random", bound="oracle").savings(200)
+    assert table[("unet", "oracle")]["mean"] > 0 and table[("unet", "oracle")]["low"] < 0
+    text = write_report(rows, tmp_path, "random", bound="oracle").read_text()
+    savings = text[text.index("## Label savings") : text.index("## Paired")]
+    shares = [line.split("|")[-2].strip() for line in savings.splitlines() if line.startswith("| unet | tod |")]
+    assert shares and set(shares) == {"—"}
+
+
 def test_paired_ratios_and_areas_per_seed():
     report = Report(study(noise=0.0), "random")
     ratio = report.differences("test_wmae")[("unet", "tod")]

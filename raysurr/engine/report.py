@@ -241,7 +241,8 @@ class Report:
                  f"seeds' errors lie beyond `{self.reference}`'s whole curve, so their saving is a lower bound (run "
                  f"`{self.reference}` further with experiment.reference_budget). "
                  + (f"The last column is the function's share of the hindsight oracle's (`{self.bound}`) saving on a "
-                    "log scale: log(saving) / log(the oracle's saving), where neither is a bound." if self.bound
+                    "log scale: log(saving) / log(the oracle's saving), where neither is a bound and the oracle's "
+                    "interval lies above 1x." if self.bound
                     else "")]  # fmt: skip
         for metric, name in CURVES.items():
             if not any(metric in row for row in self.rows[:1]):
@@ -262,10 +263,11 @@ class Report:
         return lines
 
     def _share(self, table: dict, model: str, acquisition: str) -> str:
-        """A function's saving as a share of the oracle's, on a log scale ("—" where either is a bound)."""
+        """A function's saving as a share of the oracle's, on a log scale ("—" where either is a bound, or where the
+        oracle's own saving is not told apart from none: a share of no room would only magnify noise)."""
         ours, oracle = table[(model, acquisition)], table.get((model, self.bound))
         bounded = any(item["beyond"] or item["before"] for item in (ours, oracle or ours))
-        if acquisition == self.bound or not oracle or bounded or not oracle["mean"] > 0:
+        if acquisition == self.bound or not oracle or bounded or not oracle["low"] > 0:
             return "—"
         return f"{ours['mean'] / oracle['mean']:.0%}"
 
