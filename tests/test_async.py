@@ -45,7 +45,24 @@ def rows(run: Path) -> list[dict]:
 
 
 def labels(run: Path) -> dict[str, list]:
-    return pq.read_table(run / "labels", columns=["sample_id", "selected_by", "selected_at", "labeled_at"]).to_pydict()
+    columns = ["sample_id", "selected_by", "selected_at", "sent_at", "labeled_at"]
+    return pq.read_table(run / "labels", columns=columns).to_pydict()
+
+
+def check_the_staleness_bound(run: Path, max_staleness: int) -> int:
+    """No label was handed to a simulator when the newest trained checkpoint (the time its checkpoint file was
+    written, 0.5 s of slack for the moment the learner notes it) was more than `max_staleness` ahead of the one
+    that selected it; how many labels the bound could have stopped (a check that can fail)."""
+    trained_at = sorted((p.parent.name, p.stat().st_mtime) for p in (run / "checkpoints").glob("round_*/surrogate.pt"))
+    trained_at = [at for _, at in trained_at]
+    got, close = labels(run), 0
+    for by, sent in zip(got["selected_by"], got["sent_at"], strict=True):
+        if by < 0:
+            continue
+        newest = sum(at <= sent - 0.5 for at in trained_at) - 1
+        assert by >= newest - max_staleness, (by, newest, sent, trained_at)
+        close += by == newest - max_staleness
+    return close
 
 
 def check_a_finished_run(run: Path) -> None:
@@ -110,6 +127,7 @@ def test_an_async_run_killed_mid_stream_resumes_losing_no_label_and_simulating_n
     assert main(["--resume", str(run)]) == 0  # in this process's Ray
 
     check_a_finished_run(run)
+    check_the_staleness_bound(run, Config().loop.max_staleness)
     assert_mlflow_has_every_round(run)  # the killed run's checkpoints and the resumed one's, each once
     got = labels(run)
     pool = pq.read_table(run / "pool").sort_by("sample_id").to_pydict()

@@ -139,7 +139,8 @@ def store_labelled(store: LabelStore, simulator: AbstractSimulator, sample_ids: 
     extras = {name: labelled.extras.get(name, np.full(len(labelled), np.nan))[new] for name in simulator.extras}
     provenance = {"fidelity": ["imported"] * n, "wall_s": np.zeros(n), "attempts": np.zeros(n, dtype=np.int64),
                   "node": [""] * n, "actor": [""] * n, "labeled_at": np.full(n, now),
-                  "selected_by": np.full(n, -1, dtype=np.int64), "selected_at": np.full(n, now)}  # fmt: skip
+                  "selected_by": np.full(n, -1, dtype=np.int64), "selected_at": np.full(n, now),
+                  "sent_at": np.full(n, now)}  # fmt: skip
     table = samples_table(simulator, sample_ids[new], labelled.params[new], labelled.inputs[new],
                           Simulation(labelled.targets[new], extras), provenance)  # fmt: skip
     store.write(table, [])

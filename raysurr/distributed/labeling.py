@@ -206,6 +206,7 @@ class Labeler:
         self.replaced = 0
         self.waiting: deque[_Chunk] = deque()  # chunks no actor holds yet, retries included
         self.selected: Selected = {}  # {sample id: (selected_by, selected_at)} from `submit`
+        self.sent_at: dict[int, float] = {}  # {sample id: when `submit` took it}, for the labels of an AL run
         self.finished = 0  # sample runs that came back, labelled or failed (with busy_s: the time a sample takes)
 
     def _start(self, count: int) -> list[_Slot]:
@@ -265,7 +266,10 @@ class Labeler:
     def submit(self, sample_ids: np.ndarray, params: np.ndarray, selected: Selected | None = None) -> None:
         """Queue samples for the actors (the caller leaves out what the store holds); `step` runs them."""
         sample_ids = np.asarray(sample_ids, dtype=np.int64)
-        self.selected.update(selected or {})
+        if selected:
+            self.selected.update(selected)
+            now = time.time()
+            self.sent_at.update((int(i), now) for i in sample_ids)
         # With a timeout a call holds one sample: a hang then costs one timeout, not a chunk's worth.
         size = 1 if self.labeling.timeout_s is not None else self.labeling.chunk_size
         params = np.asarray(params)
@@ -316,12 +320,15 @@ class Labeler:
         return sum(len(chunk.sample_ids) for slot in self.slots for _, chunk in slot.queue)
 
     def _with_selection(self, table: pa.Table | None) -> pa.Table | None:
-        """The labels with `selected_by` and `selected_at` when the caller said who selected them."""
+        """The labels with `selected_by`, `selected_at` and `sent_at` (when the loop handed them to the simulators)
+        when the caller said who selected them."""
         if table is None or not self.selected:
             return table
-        tags = [self.selected.get(i, (-1, math.nan)) for i in table.column("sample_id").to_pylist()]
+        ids = table.column("sample_id").to_pylist()
+        tags = [self.selected.get(i, (-1, math.nan)) for i in ids]
         table = table.append_column("selected_by", pa.array([int(by) for by, _ in tags], pa.int64()))
-        return table.append_column("selected_at", pa.array([float(at) for _, at in tags], pa.float64()))
+        table = table.append_column("selected_at", pa.array([float(at) for _, at in tags], pa.float64()))
+        return table.append_column("sent_at", pa.array([self.sent_at.get(i, math.nan) for i in ids], pa.float64()))
 
     def _retry_or_keep(self, failures: list[FailureRecord], chunk: _Chunk, waiting: deque) -> list[FailureRecord]:
         """Queue a retry for each failure whose kind has retries left; return the failures to record."""
