@@ -151,8 +151,10 @@ def test_a_plugin_simulators_grid_reports_its_own_regions_and_a_failing_run_stop
     from tests.simulators.test_interface import documented_plugin
 
     (tmp_path / "my_simulators.py").write_text(documented_plugin())
-    # In its own process: the plugins' simulator and model must not join this process's registries.
-    grid = {**TINY, "name": "plumex", "plugins": ["my_simulators", "tests.failing_model"],
+    # Beside it, in the command's working directory (its driver actors import plugins from there); in its own
+    # process: the plugins' simulator and model must not join this process's registries.
+    (tmp_path / "failing_model.py").write_text((REPO / "tests" / "failing_model.py").read_text())
+    grid = {**TINY, "name": "plumex", "plugins": ["my_simulators", "failing_model"],
             "simulator": {"name": "plume", "grid": 16}, "pool": {"size": 48, "initial": 8, "val": 8, "test": 8},
             "loop": {"batch_size": 8, "rounds": 2},
             "experiment": {**TINY["experiment"], "acquisitions": {"random": {}, "tod": {}}, "seeds": [0],

@@ -174,7 +174,8 @@ def test_fno_scores_through_ray_data_as_in_process(setup, tmp_path):
     entropy = score_pool(
         root / "pool", ScoreRequest(**{**base, "acquisition": AcquisitionConfig(name="entropy")}), ResourcesConfig()
     )
-    assert (entropy["score"] > 0).all()  # its dropout makes the MC passes differ
+    # its channel dropout makes most samples' MC passes differ; where every pass dropped the same channels, exactly 0
+    assert (entropy["score"] >= 0).all() and (entropy["score"] > 0).mean() > 0.5
 
 
 def test_evaluation_weighs_errors_with_the_configured_loss_weights(setup):

@@ -59,9 +59,10 @@ def resumed_sweep(tmp_path_factory):
     root = tmp_path_factory.mktemp("tune")
     config, out = write_config(root, objective="two_sizes", max_concurrent=1), root / "sweep"
     env = {**os.environ, "RAYSURR_DASHBOARD": "0", "PYTHONPATH": str(REPO)}
-    proc = subprocess.Popen([sys.executable, "-m", "raysurr.tune", "--config", str(config), "--out", str(out)],
-                            cwd=REPO, env=env, start_new_session=True, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)  # fmt: skip
+    with (root / "first.err").open("w") as err:
+        proc = subprocess.Popen([sys.executable, "-m", "raysurr.tune", "--config", str(config), "--out", str(out)],
+                                cwd=REPO, env=env, start_new_session=True, stdout=subprocess.DEVNULL,
+                                stderr=err)  # fmt: skip
     deadline, killed = time.monotonic() + 300, False
     while time.monotonic() < deadline and proc.poll() is None:
         if any(out.glob("tune/*/checkpoint_*")):
@@ -70,7 +71,9 @@ def resumed_sweep(tmp_path_factory):
             killed = True
             break
         time.sleep(0.05)
-    assert killed, "the sweep finished (or never checkpointed) before it could be killed"
+    assert killed, (
+        f"the sweep ended (or never checkpointed) before it could be killed: {(root / 'first.err').read_text()[-3000:]}"
+    )
     assert not (out / "trials.csv").exists()
     result = run_command("-m", "raysurr.tune", "--resume", str(out), env={"PYTHONPATH": str(REPO)})
     assert result.returncode == 0, result.stderr[-3000:]
